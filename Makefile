@@ -1,0 +1,36 @@
+# make test | make run | make lab   (see README.md)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CELL_TIMEOUT ?= 900
+STAMP := $(VENV)/.installed
+
+.PHONY: install test unit nbval run lab lint clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+## Unit tests, then every notebook under nbval in the fast profile.
+test: install
+	XAI_PROFILE=fast $(PY) -m pytest tests notebooks --nbval-lax \
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+
+unit: install
+	$(PY) -m pytest tests
+
+## Execute every notebook (automatic profile) into build/, with HTML pages and build/index.html.
+run: install
+	$(PY) tools/run_notebooks.py --out build
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: install
+	$(VENV)/bin/ruff check helpers tests tools bench
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,87 @@
+"""Run profiles: ``full`` on a CUDA GPU, ``fast`` elsewhere (CPU, CI).
+
+A profile only sets sizes (subset sizes, epochs, IG steps, occlusion stride, images shown); every
+notebook runs the same code in both. ``XAI_PROFILE=fast|full`` overrides the automatic choice.
+Lesson: ``00_entorno_y_datos.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "XAI_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes for one kind of run. ``None`` subset sizes mean the whole split."""
+
+    name: str
+    # CIFAR-10 (PyTorch track)
+    cifar_train_size: int | None
+    cifar_test_size: int | None
+    cifar_epochs: int
+    cifar_batch_size: int
+    explain_batch_size: int
+    ig_steps: int
+    occlusion_stride: int
+    n_show: int
+    # Flowers102 (Keras track)
+    flowers_train_size: int | None
+    flowers_val_size: int | None
+    flowers_test_size: int | None
+    flowers_epochs: int
+    flowers_batch_size: int
+
+    @property
+    def reduced(self) -> bool:
+        """True when the run uses subsets or shortened training."""
+        return self.name != "full"
+
+
+FAST = Profile(
+    name="fast",
+    cifar_train_size=4000, cifar_test_size=1000, cifar_epochs=3, cifar_batch_size=128,
+    explain_batch_size=8, ig_steps=32, occlusion_stride=4, n_show=4,
+    flowers_train_size=510, flowers_val_size=510, flowers_test_size=1020,
+    flowers_epochs=4, flowers_batch_size=32,
+)
+FULL = Profile(
+    name="full",
+    cifar_train_size=None, cifar_test_size=None, cifar_epochs=30, cifar_batch_size=256,
+    explain_batch_size=64, ig_steps=64, occlusion_stride=2, n_show=8,
+    flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
+    flowers_epochs=30, flowers_batch_size=64,
+)
+PROFILES = {p.name: p for p in (FAST, FULL)}
+
+
+def cuda_gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible, checked without importing a framework."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir() and any(gpus.iterdir()):
+        return True
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named by ``name``, else by ``$XAI_PROFILE``, else ``full`` iff a GPU is seen."""
+    name = name or os.environ.get(ENV_VAR) or ("full" if cuda_gpu_present() else "fast")
+    try:
+        return PROFILES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r} (from ${ENV_VAR}?); "
+                         f"choose one of {sorted(PROFILES)}") from None

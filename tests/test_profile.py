@@ -1,0 +1,44 @@
+import dataclasses
+
+import pytest
+
+from helpers import profile
+
+
+def test_env_var_overrides_auto_detection(monkeypatch):
+    monkeypatch.setattr(profile, "cuda_gpu_present", lambda: True)
+    monkeypatch.setenv(profile.ENV_VAR, "fast")
+    assert profile.get_profile().name == "fast"
+    monkeypatch.setattr(profile, "cuda_gpu_present", lambda: False)
+    monkeypatch.setenv(profile.ENV_VAR, "FULL")
+    assert profile.get_profile().name == "full"
+
+
+@pytest.mark.parametrize(("gpu", "expected"), [(True, "full"), (False, "fast")])
+def test_auto_profile_follows_gpu(monkeypatch, gpu, expected):
+    monkeypatch.delenv(profile.ENV_VAR, raising=False)
+    monkeypatch.setattr(profile, "cuda_gpu_present", lambda: gpu)
+    assert profile.get_profile().name == expected
+
+
+def test_explicit_name_wins_and_unknown_name_is_rejected(monkeypatch):
+    monkeypatch.setenv(profile.ENV_VAR, "full")
+    assert profile.get_profile("fast").name == "fast"
+    with pytest.raises(ValueError, match="choose one of"):
+        profile.get_profile("turbo")
+
+
+def test_hidden_gpu_is_not_seen(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert profile.cuda_gpu_present() is False
+
+
+def test_profiles_differ_only_in_sizes():
+    fast, full = profile.FAST, profile.FULL
+    assert fast.reduced and not full.reduced
+    for field in dataclasses.fields(profile.Profile):
+        a, b = getattr(fast, field.name), getattr(full, field.name)
+        if field.name != "name":
+            assert isinstance(a, int) and (b is None or isinstance(b, int)), field.name
+    assert fast.cifar_train_size < 50_000 and full.cifar_train_size is None
+    assert fast.cifar_epochs < full.cifar_epochs

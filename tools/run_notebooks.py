@@ -1,0 +1,72 @@
+"""Execute every notebook and write executed copies, one HTML page each, and an index.
+
+Usage: python tools/run_notebooks.py [--out build] [--timeout 1800] [notebooks/NN_*.ipynb ...]
+The profile is the automatic one unless $XAI_PROFILE says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(path: Path, out: Path, timeout: int) -> tuple[bool, float]:
+    """Execute ``path`` in its own folder; write ``out/<name>.ipynb`` and ``.html``."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.monotonic()
+    ok = True
+    try:
+        ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
+            nb, {"metadata": {"path": str(path.parent)}})
+    except CellExecutionError as err:
+        ok = False
+        print(f"    error: {str(err).splitlines()[-1] if str(err) else err}", flush=True)
+    seconds = time.monotonic() - start
+    nbformat.write(nb, out / path.name)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    (out / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
+    return ok, seconds
+
+
+def write_index(out: Path, rows: list[tuple[str, bool, float]]) -> None:
+    items = "\n".join(
+        f'<tr><td><a href="{html.escape(Path(n).with_suffix(".html").name)}">{html.escape(n)}'
+        f'</a></td><td>{"ok" if ok else "ERROR"}</td><td>{s:.0f} s</td></tr>'
+        for n, ok, s in rows)
+    (out / "index.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>Cuadernos ejecutados</title>"
+        "<h1>Cuadernos ejecutados</h1><table><tr><th>cuaderno</th><th>estado</th>"
+        f"<th>tiempo</th></tr>\n{items}\n</table>\n", encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args()
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, path in enumerate(paths, start=1):
+        print(f"[{i}/{len(paths)}] {path.name} ...", flush=True)
+        ok, seconds = run_one(path.resolve(), args.out, args.timeout)
+        print(f"[{i}/{len(paths)}] {path.name}: {'ok' if ok else 'ERROR'} in {seconds:.0f} s",
+              flush=True)
+        rows.append((path.name, ok, seconds))
+    write_index(args.out, rows)
+    print(f"Wrote {args.out / 'index.html'}")
+    return 0 if all(ok for _, ok, _ in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -90,7 +90,8 @@ def test_resnet20_checkpoint_is_accurate_on_real_images():
 def test_random_crop_flip_returns_windows_of_the_padded_batch():
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
     pad = torch.tensor([-1.0])
-    out = torch_train.random_crop_flip(x, pad, padding=2, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    out = torch_train.random_crop_flip(x, pad, padding=2, generator=gen)
     padded = nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)
     for n in range(2):
         windows = [padded[n, :, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]

@@ -30,7 +30,7 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks/
 
 lint: install
-	$(VENV)/bin/ruff check helpers tests tools bench
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf build .pytest_cache

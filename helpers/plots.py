@@ -38,3 +38,118 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def confusion_matrix_figure(cm: np.ndarray, classes: Sequence[str], title: str,
+                            xlabel: str = "clase predicha", ylabel: str = "clase real"):
+    """A confusion matrix with its counts written in the cells."""
+    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    threshold = cm.max() / 2 if cm.size else 0
+    for (i, j), value in np.ndenumerate(cm):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                color="white" if value > threshold else "black")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="imágenes")
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(values: dict[str, Sequence[float]], labels: Sequence[str], title: str,
+                 ylabel: str, ylim: tuple[float, float] | None = (0, 1)):
+    """Bars of several series (one colour each) over the same labels."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 3.5))
+    width = 0.8 / max(1, len(values))
+    for k, (name, series) in enumerate(values.items()):
+        ax.bar(np.arange(len(labels)) + (k - (len(values) - 1) / 2) * width, series, width,
+               label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set(title=title, ylabel=ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def history_figure(history: Sequence[dict], title: str):
+    """Training loss and validation accuracy per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(epochs, [h["train_loss"] for h in history], "o-")
+    left.set(xlabel="época", ylabel="pérdida (entrenamiento)", title="Pérdida")
+    right.plot(epochs, [h["val_accuracy"] for h in history], "o-", color="tab:green")
+    right.set(xlabel="época", ylabel="exactitud (validación)", title="Exactitud", ylim=(0, 1))
+    for ax in (left, right):
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scale_map(m: np.ndarray, signed: bool = False, percentile: float = 99.0) -> np.ndarray | None:
+    """A map scaled for display: to [0, 1] (or [-1, 1] if ``signed``), clipped at a percentile.
+
+    Returns None for an all-zero (or non-finite) map instead of dividing by zero.
+    """
+    m = np.asarray(m, dtype=np.float32)
+    top = np.percentile(np.abs(m), percentile) if m.size else 0.0
+    if not np.isfinite(top) or top <= 0:
+        top = float(np.abs(m).max()) if m.size and np.isfinite(m).all() else 0.0
+    if top <= 0:
+        return None
+    return np.clip(m / top, -1.0 if signed else 0.0, 1.0)
+
+
+def maps_grid(images: Sequence, maps: dict[str, Sequence], row_titles: Sequence[str] | None = None,
+              title: str | None = None, overlay: Sequence[str] = ("Grad-CAM",), size: float = 1.9,
+              cmap: str = "inferno"):
+    """One row per image: the image, then one column per method's map.
+
+    Maps are [H,W] (or [C,H,W], shown as an RGB attribution image); methods named in
+    ``overlay`` are drawn over the image. An all-zero map is labelled as such, never divided
+    by zero.
+    """
+    n, names = len(images), list(maps)
+    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n),
+                             squeeze=False)
+    for i in range(n):
+        image = to_display(images[i])
+        axes[i, 0].imshow(image)
+        axes[i, 0].set_ylabel(row_titles[i] if row_titles else "", fontsize=8)
+        for j, name in enumerate(names, start=1):
+            ax, m = axes[i, j], np.asarray(maps[name][i])
+            if m.ndim == 3:  # channel attributions: |a| summed over channels for display
+                m = np.abs(m).sum(0)
+            scaled = scale_map(m)
+            if scaled is None:
+                ax.imshow(image, alpha=0.3)
+                ax.text(0.5, 0.5, "mapa nulo\n(todo ceros)", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="red")
+            elif name in overlay:
+                ax.imshow(image)
+                ax.imshow(scaled, cmap=cmap, alpha=0.5, vmin=0, vmax=1)
+            else:
+                ax.imshow(scaled, cmap=cmap, vmin=0, vmax=1)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("imagen", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_image(g, spread: float = 0.15) -> np.ndarray:
+    """A signed [C,H,W] attribution as an RGB image: 0.5 gray is zero, brighter/darker is +/-."""
+    g = np.asarray(g, dtype=np.float32)
+    std = g.std()
+    if not np.isfinite(std) or std == 0:
+        return np.full((*g.shape[1:], g.shape[0]), 0.5, dtype=np.float32)
+    return np.clip(0.5 + spread * (g - g.mean()) / std, 0, 1).transpose(1, 2, 0)

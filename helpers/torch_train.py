@@ -246,3 +246,19 @@ def load_or_train(profile, device: torch.device, data=None, force: bool = False)
             "train_seconds": result.seconds, "n_test": len(data.test), "data_source": data.source}
     save_checkpoint(model, path, meta)
     return model.eval(), meta
+
+
+def select_examples(probs: np.ndarray, labels: np.ndarray, n: int,
+                    n_wrong: int | None = None) -> np.ndarray:
+    """Indices of ``n`` test images, ``n_wrong`` of them misclassified (default: half).
+
+    Right ones are the most confident, wrong ones the most confidently wrong: the clearest
+    cases to explain. Deterministic for given predictions.
+    """
+    n_wrong = n // 2 if n_wrong is None else n_wrong
+    pred, conf = probs.argmax(1), probs.max(1)
+    right = np.flatnonzero(pred == labels)
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-conf[wrong])][:n_wrong]
+    right = right[np.argsort(-conf[right])][:n - len(wrong)]
+    return np.concatenate([right, wrong])

@@ -1,0 +1,157 @@
+"""Checks for the notebooks' exercises: clear feedback in Spanish, not a bare assertion trace.
+
+Each check prints what is right or wrong and a hint. With ``$XAI_STRICT_CHECKS=1`` (set by
+``make test``) a failed check also raises :class:`ExerciseError`, so CI notices a broken solution.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+STRICT_ENV = "XAI_STRICT_CHECKS"
+
+
+class ExerciseError(AssertionError):
+    """A check failed while ``$XAI_STRICT_CHECKS`` is set."""
+
+
+def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") -> bool:
+    """Print the verdict of one exercise; return whether it passed."""
+    if ok:
+        print(f"✅ {exercise}: {success}")
+        return True
+    print(f"❌ {exercise}: {problem}" + (f"\n   Pista: {hint}" if hint else ""))
+    if os.environ.get(STRICT_ENV) == "1":
+        raise ExerciseError(f"{exercise}: {problem}")
+    return False
+
+
+def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
+                rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """Compare a number, array or exact value with the expected one."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.", hint)
+    try:
+        a, e = np.asarray(answer), np.asarray(expected)
+        numeric = a.dtype.kind in "biuf" and e.dtype.kind in "biuf"
+        if numeric and a.shape != e.shape:
+            return report(exercise, False, "", f"la forma es {a.shape}, se esperaba {e.shape}.",
+                          hint)
+        ok = bool(np.allclose(a, e, rtol=rtol, atol=atol)) if numeric else answer == expected
+    except (TypeError, ValueError):
+        ok = answer == expected
+    shown = np.array2string(np.asarray(answer), precision=4, threshold=8)
+    return report(exercise, ok, f"correcto ({shown}).", f"tu respuesta es {shown}, que no es la "
+                  "esperada.", hint)
+
+
+def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]],
+                   hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+    """Call ``func(*args)`` on each case and compare with its expected result."""
+    for i, (args, expected) in enumerate(cases, start=1):
+        try:
+            got = func(*args)
+        except NotImplementedError:
+            return report(exercise, False, "", "la función aún no está implementada.", hint)
+        except Exception as err:  # the student sees the error, briefly
+            return report(exercise, False, "", f"la función falla en el caso {i}: "
+                          f"{type(err).__name__}: {err}", hint)
+        got, want = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+        if got.shape != want.shape:
+            return report(exercise, False, "", f"caso {i}: forma {got.shape}, se esperaba "
+                          f"{want.shape}.", hint)
+        if not np.allclose(got, want, rtol=rtol, atol=atol):
+            err = float(np.max(np.abs(got - want)))
+            return report(exercise, False, "", f"caso {i}: el resultado difiere (error máximo "
+                          f"{err:.3g}).", hint)
+    return report(exercise, True, f"correcto en los {len(cases)} casos de prueba.", "")
+
+
+def _diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],
+              hint: str) -> bool:
+    """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any."""
+    got = np.asarray(got, dtype=float)
+    if got.shape != expected.shape:
+        return report(exercise, False, "", f"la forma es {got.shape}, se esperaba "
+                      f"{expected.shape}.", hint)
+    if np.allclose(got, expected, rtol=1e-4, atol=1e-6):
+        return report(exercise, True, "correcto.", "")
+    for mistake, wrong in mistakes.items():
+        if np.allclose(got, wrong, rtol=1e-4, atol=1e-6):
+            return report(exercise, False, "", mistake, hint)
+    return report(exercise, False, "", "el resultado no coincide con la fórmula.", hint)
+
+
+def _call(exercise: str, func: Callable, *args: Any) -> tuple[bool, Any]:
+    try:
+        return True, func(*args)
+    except NotImplementedError:
+        report(exercise, False, "", "la función aún no está implementada.")
+    except Exception as err:  # the student sees the error, briefly
+        report(exercise, False, "", f"la función falla: {type(err).__name__}: {err}")
+    return False, None
+
+
+def check_grad_cam_formula(exercise: str, func: Callable) -> bool:
+    """``func(A, G)`` with A, G torch tensors [K,h,w] must return ReLU(sum_k mean(G_k) A_k)."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    a, g = rng.normal(size=(6, 4, 5)), rng.normal(size=(6, 4, 5))
+    ok, got = _call(exercise, func, torch.tensor(a), torch.tensor(g))
+    if not ok:
+        return False
+    got = got.detach().numpy() if hasattr(got, "detach") else got
+    alpha = g.mean(axis=(1, 2))[:, None, None]
+    linear = (alpha * a).sum(0)
+    mistakes = {
+        "falta la ReLU: el mapa tiene valores negativos.": linear,
+        "los pesos usan la suma de los gradientes, no su media espacial.":
+            np.maximum((g.sum(axis=(1, 2))[:, None, None] * a).sum(0), 0),
+        "se multiplica por el gradiente píxel a píxel en vez de por su media (α_k).":
+            np.maximum((g * a).sum(0), 0),
+    }
+    return _diagnose(exercise, got, np.maximum(linear, 0), mistakes,
+                     "α_k = media espacial de G_k; mapa = ReLU(Σ_k α_k A_k).")
+
+
+def check_guided_relu_rule(exercise: str, func: Callable) -> bool:
+    """``func(x, g)`` (ReLU input, gradient from above) must give guided backprop's gradient."""
+    import torch
+
+    x = np.array([-2.0, -0.5, 0.5, 1.0, 2.0, 3.0])
+    g = np.array([1.0, -1.0, 2.0, -3.0, 0.5, 0.0])
+    ok, got = _call(exercise, func, torch.tensor(x), torch.tensor(g))
+    if not ok:
+        return False
+    got = got.detach().numpy() if hasattr(got, "detach") else got
+    mistakes = {
+        "esa es la regla del gradiente normal: también deja pasar gradientes negativos.":
+            g * (x > 0),
+        "esa es la regla de la deconvnet: ignora el signo de la entrada de la ReLU.":
+            np.maximum(g, 0),
+    }
+    return _diagnose(exercise, got, np.maximum(g, 0) * (x > 0), mistakes,
+                     "el gradiente pasa solo si la entrada de la ReLU era positiva Y el "
+                     "gradiente que llega es positivo.")
+
+
+def check_ig_linear(exercise: str, func: Callable) -> bool:
+    """``func(w, x, x_base)`` must give IG of f(x) = w·x: exactly ``(x - x_base) * w``."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    w, x, b = (rng.normal(size=(3, 4, 4)) for _ in range(3))
+    ok, got = _call(exercise, func, torch.tensor(w), torch.tensor(x), torch.tensor(b))
+    if not ok:
+        return False
+    got = got.detach().numpy() if hasattr(got, "detach") else got
+    mistakes = {"falta el factor (x - x'): eso es solo el gradiente medio.": w,
+                "se multiplicó por x en vez de por (x - x').": x * w,
+                "el signo está invertido: es (x - x'), no (x' - x).": (b - x) * w}
+    return _diagnose(exercise, got, (x - b) * w, mistakes,
+                     "en un modelo lineal el gradiente es w en todo el camino; IG = (x - x') · w.")

@@ -1,0 +1,58 @@
+"""Spearman rank correlation and the model-randomization sanity check."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers.metrics import spearman
+from helpers.torch_explain import saliency
+from helpers.torch_sanity import cascading_randomization, randomization_scores
+
+
+def test_spearman_known_values():
+    a = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 5.0, 2.0, 0.0]])
+    np.testing.assert_allclose(spearman(a, a), [1.0, 1.0])
+    np.testing.assert_allclose(spearman(a, a[:, ::-1].copy(), absolute=False)[0], -1.0)
+    np.testing.assert_allclose(spearman(a, -a), [1.0, 1.0])  # magnitudes by default
+    np.testing.assert_allclose(spearman(a, -a, absolute=False), [-1.0, -1.0])
+    # ranks [1,2,3,4] vs [2,1,4,3]: 1 - 6*sum(d^2)/(n(n^2-1)) = 1 - 6*4/60 = 0.6
+    np.testing.assert_allclose(spearman(a[:1], np.array([[2.0, 1.0, 4.0, 3.0]])), [0.6])
+
+
+def test_spearman_constant_map_is_nan_and_shapes_must_match():
+    assert np.isnan(spearman(np.ones((1, 4)), np.arange(4.0)[None]))[0]
+    with pytest.raises(ValueError, match="shape"):
+        spearman(np.ones((2, 4)), np.ones((2, 5)))
+
+
+def _small_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+
+
+def test_cascade_leaves_the_model_untouched_and_yields_each_step():
+    model = _small_net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 8, 8)
+    steps = list(cascading_randomization(model, ["6", "2", "0"], lambda m, x: m(x), x))
+    assert [name for name, _ in steps] == ["original", "6", "2", "0"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert not torch.allclose(steps[0][1], steps[1][1])  # outputs change once fc is random
+
+
+def test_weight_independent_map_scores_one_and_saliency_does_not():
+    model, x = _small_net(), torch.randn(3, 3, 8, 8)
+    scores = randomization_scores(model, ["6", "2", "0"], {
+        "ignora los pesos": lambda m, x: x.abs().sum(1),
+        "saliency": lambda m, x: saliency(m, x, target=0),
+    }, x)
+    assert all(s == pytest.approx(1.0) for _, s in scores["ignora los pesos"])
+    assert scores["saliency"][-1][1] < 0.9
+
+
+def test_unknown_layer_is_rejected():
+    with pytest.raises(ValueError, match="unknown layers"):
+        next(cascading_randomization(_small_net(), ["fc"], lambda m, x: x, torch.zeros(1, 3, 8, 8)))

@@ -185,3 +185,10 @@ def test_load_or_train_caches_and_reuses(empty_data, monkeypatch):
     with pytest.raises(AssertionError, match="reused"):  # another config retrains
         torch_train.load_or_train(dataclasses.replace(profile, cifar_epochs=2),
                                   torch.device("cpu"), data=data)
+
+
+def test_select_examples_mixes_confident_right_and_wrong():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.45, 0.55]])
+    labels = np.array([0, 0, 0, 1, 0])  # right: 0, 1, 3; wrong: 2 (0.8), 4 (0.55)
+    assert torch_train.select_examples(probs, labels, 4).tolist() == [0, 3, 2, 4]
+    assert torch_train.select_examples(probs, labels, 3, n_wrong=1).tolist() == [0, 3, 2]

@@ -1,10 +1,10 @@
-# make test | make run | make lab   (see README.md)
+# make test | make run | make student | make lab   (see README.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CELL_TIMEOUT ?= 900
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit nbval run lab lint clean
+.PHONY: install test unit run student lab lint clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ unit: install
 ## Execute every notebook (automatic profile) into build/, with HTML pages and build/index.html.
 run: install
 	$(PY) tools/run_notebooks.py --out build
+
+## Student versions (solutions replaced by stubs, outputs cleared) into build/student/.
+student: install
+	$(PY) tools/make_student.py --out build/student
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

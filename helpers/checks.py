@@ -19,38 +19,65 @@ class ExerciseError(AssertionError):
     """A check failed while ``$XAI_STRICT_CHECKS`` is set."""
 
 
-def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") -> bool:
+class Verdict:
+    """Truthy when the check passed; shows nothing as a cell's last value (the print suffices)."""
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = ok
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") -> Verdict:
     """Print the verdict of one exercise; return whether it passed."""
     if ok:
         print(f"✅ {exercise}: {success}")
-        return True
+        return Verdict(True)
     print(f"❌ {exercise}: {problem}" + (f"\n   Pista: {hint}" if hint else ""))
     if os.environ.get(STRICT_ENV) == "1":
         raise ExerciseError(f"{exercise}: {problem}")
-    return False
+    return Verdict(False)
 
 
 def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
-                rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+                rtol: float = 1e-5, atol: float = 1e-8) -> Verdict:
     """Compare a number, array or exact value with the expected one."""
     if answer is None or answer is Ellipsis:
         return report(exercise, False, "", "todavía no hay respuesta.", hint)
-    try:
+    if numeric_like(answer) and numeric_like(expected):
         a, e = np.asarray(answer), np.asarray(expected)
-        numeric = a.dtype.kind in "biuf" and e.dtype.kind in "biuf"
-        if numeric and a.shape != e.shape:
+        if a.shape != e.shape:
             return report(exercise, False, "", f"la forma es {a.shape}, se esperaba {e.shape}.",
                           hint)
-        ok = bool(np.allclose(a, e, rtol=rtol, atol=atol)) if numeric else answer == expected
-    except (TypeError, ValueError):
-        ok = answer == expected
-    shown = np.array2string(np.asarray(answer), precision=4, threshold=8)
+        ok = bool(np.allclose(a, e, rtol=rtol, atol=atol))
+    else:
+        try:
+            ok = bool(answer == expected)
+        except ValueError:  # element-wise comparison of arrays
+            ok = bool(np.array_equal(np.asarray(answer), np.asarray(expected)))
+    shown = (np.array2string(np.asarray(answer), precision=4, threshold=8) if numeric_like(answer)
+             else repr(answer))
     return report(exercise, ok, f"correcto ({shown}).", f"tu respuesta es {shown}, que no es la "
                   "esperada.", hint)
 
 
+def numeric_like(value: Any) -> bool:
+    """Whether ``value`` is a number or an array of numbers."""
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
+
+
 def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]],
-                   hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+                   hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> Verdict:
     """Call ``func(*args)`` on each case and compare with its expected result."""
     for i, (args, expected) in enumerate(cases, start=1):
         try:
@@ -72,7 +99,7 @@ def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]]
 
 
 def _diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],
-              hint: str) -> bool:
+              hint: str) -> Verdict:
     """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any."""
     got = np.asarray(got, dtype=float)
     if got.shape != expected.shape:
@@ -96,7 +123,7 @@ def _call(exercise: str, func: Callable, *args: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def check_grad_cam_formula(exercise: str, func: Callable) -> bool:
+def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
     """``func(A, G)`` with A, G torch tensors [K,h,w] must return ReLU(sum_k mean(G_k) A_k)."""
     import torch
 
@@ -104,7 +131,7 @@ def check_grad_cam_formula(exercise: str, func: Callable) -> bool:
     a, g = rng.normal(size=(6, 4, 5)), rng.normal(size=(6, 4, 5))
     ok, got = _call(exercise, func, torch.tensor(a), torch.tensor(g))
     if not ok:
-        return False
+        return Verdict(False)
     got = got.detach().numpy() if hasattr(got, "detach") else got
     alpha = g.mean(axis=(1, 2))[:, None, None]
     linear = (alpha * a).sum(0)
@@ -119,7 +146,7 @@ def check_grad_cam_formula(exercise: str, func: Callable) -> bool:
                      "α_k = media espacial de G_k; mapa = ReLU(Σ_k α_k A_k).")
 
 
-def check_guided_relu_rule(exercise: str, func: Callable) -> bool:
+def check_guided_relu_rule(exercise: str, func: Callable) -> Verdict:
     """``func(x, g)`` (ReLU input, gradient from above) must give guided backprop's gradient."""
     import torch
 
@@ -127,7 +154,7 @@ def check_guided_relu_rule(exercise: str, func: Callable) -> bool:
     g = np.array([1.0, -1.0, 2.0, -3.0, 0.5, 0.0])
     ok, got = _call(exercise, func, torch.tensor(x), torch.tensor(g))
     if not ok:
-        return False
+        return Verdict(False)
     got = got.detach().numpy() if hasattr(got, "detach") else got
     mistakes = {
         "esa es la regla del gradiente normal: también deja pasar gradientes negativos.":
@@ -140,7 +167,7 @@ def check_guided_relu_rule(exercise: str, func: Callable) -> bool:
                      "gradiente que llega es positivo.")
 
 
-def check_ig_linear(exercise: str, func: Callable) -> bool:
+def check_ig_linear(exercise: str, func: Callable) -> Verdict:
     """``func(w, x, x_base)`` must give IG of f(x) = w·x: exactly ``(x - x_base) * w``."""
     import torch
 
@@ -148,7 +175,7 @@ def check_ig_linear(exercise: str, func: Callable) -> bool:
     w, x, b = (rng.normal(size=(3, 4, 4)) for _ in range(3))
     ok, got = _call(exercise, func, torch.tensor(w), torch.tensor(x), torch.tensor(b))
     if not ok:
-        return False
+        return Verdict(False)
     got = got.detach().numpy() if hasattr(got, "detach") else got
     mistakes = {"falta el factor (x - x'): eso es solo el gradiente medio.": w,
                 "se multiplicó por x en vez de por (x - x').": x * w,

@@ -217,10 +217,10 @@ def test_mobilenet_v2_nested_equals_flattened_inside_a_residual_block():
     images = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
     expected = np.asarray(model(images))
     np.testing.assert_allclose(np.asarray(flat(images)), expected, rtol=1e-5, atol=0)
-    for layer in ("block_2_project_BN", "block_5_expand_relu"):
-        a, b = ke.grad_cam(model, images, layer), ke.grad_cam(flat, images, layer)
-        assert a.shape == (2, size, size) and a.max() > 0
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * a.max())
+    layer = "block_2_project_BN"  # its output feeds block_2_add
+    a, b = ke.grad_cam(model, images, layer), ke.grad_cam(flat, images, layer)
+    assert a.shape == (2, size, size) and a.max() > 0
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * a.max())
 
 
 # ----------------------------------------------------------------- Integrated Gradients
@@ -242,15 +242,32 @@ def test_ig_on_a_linear_model_is_input_times_weight(images, method):
         np.testing.assert_allclose(attr, (images - x_ref) * w[..., t], rtol=1e-4, atol=1e-4)
 
 
-def test_ig_completeness_gap_is_small(models, images):
-    nested = models[0]
-    attr, gap = ke.integrated_gradients(nested, images, steps=64, return_gap=True)
-    logits = np.asarray(nested(images))
+def smooth_model():
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((S, S, 3))
+    x = L.Rescaling(1 / 127.5, -1)(inp)
+    x = L.Conv2D(8, 3, padding="same", activation="softplus")(x)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="tanh")(x)
+    x = L.Dense(K, kernel_initializer=keras.initializers.RandomNormal(stddev=3.0))(
+        L.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, x)
+
+
+def test_ig_completeness_gap(models, images):
+    """Smooth model: Gauss-Legendre converges fast, the gap is tiny. ReLU model: the path
+    crosses kinks, the gap is larger but shrinks with more steps."""
+    model = smooth_model()
+    attr, gap = ke.integrated_gradients(model, images, steps=16, return_gap=True)
+    logits = np.asarray(model(images))
     t = logits.argmax(axis=1)
-    delta = logits[np.arange(5), t] - np.asarray(nested(np.zeros_like(images)))[0, t]
-    np.testing.assert_allclose(gap, attr.reshape(5, -1).sum(1) - delta, rtol=1e-5, atol=1e-6)
-    assert np.all(np.abs(gap) < 0.02 * np.abs(delta))
-    assert np.abs(delta).min() > 1e-3
+    delta = logits[np.arange(5), t] - np.asarray(model(np.zeros_like(images)))[0, t]
+    np.testing.assert_allclose(gap, attr.reshape(5, -1).sum(1) - delta, rtol=1e-4, atol=1e-6)
+    assert np.abs(delta).min() > 0.05
+    assert np.all(np.abs(gap) < 1e-3 * np.abs(delta))
+    relu = models[0]
+    coarse = ke.integrated_gradients(relu, images, steps=16, return_gap=True)[1]
+    fine = ke.integrated_gradients(relu, images, steps=256, return_gap=True)[1]
+    assert np.abs(fine).mean() < 0.25 * np.abs(coarse).mean()
 
 
 def test_ig_chunks_and_batch_do_not_change_the_result(models, images):

@@ -62,10 +62,19 @@ def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
             ok = bool(answer == expected)
         except ValueError:  # element-wise comparison of arrays
             ok = bool(np.array_equal(np.asarray(answer), np.asarray(expected)))
-    shown = (np.array2string(np.asarray(answer), precision=4, threshold=8) if numeric_like(answer)
-             else repr(answer))
+    shown = _show(answer)
     return report(exercise, ok, f"correcto ({shown}).", f"tu respuesta es {shown}, que no es la "
                   "esperada.", hint)
+
+
+def _show(value: Any) -> str:
+    """A short text for an answer: small arrays in full, large ones by shape."""
+    if not numeric_like(value):
+        return repr(value)
+    arr = np.asarray(value)
+    if arr.size > 8:
+        return f"array de forma {arr.shape}"
+    return np.array2string(arr, precision=4)
 
 
 def numeric_like(value: Any) -> bool:

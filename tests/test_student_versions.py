@@ -21,8 +21,8 @@ def _solutions(path: Path) -> list[str]:
             for m in make_student.BLOCK.finditer("".join(c["source"]) + "\n")]
 
 
-def test_most_notebooks_have_exercises():
-    assert len(WITH_EXERCISES) >= len(NOTEBOOKS) - 1
+def test_every_notebook_has_exercises():
+    assert WITH_EXERCISES == NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)

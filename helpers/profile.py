@@ -26,7 +26,7 @@ class Profile:
     cifar_test_size: int | None
     cifar_epochs: int
     cifar_batch_size: int
-    explain_batch_size: int
+    explain_batch_size: int  # images per forward in occlusion / IG chunks
     ig_steps: int
     occlusion_stride: int
     n_show: int
@@ -46,14 +46,14 @@ class Profile:
 FAST = Profile(
     name="fast",
     cifar_train_size=4000, cifar_test_size=1000, cifar_epochs=3, cifar_batch_size=128,
-    explain_batch_size=8, ig_steps=32, occlusion_stride=4, n_show=4,
+    explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
     flowers_train_size=510, flowers_val_size=510, flowers_test_size=1020,
     flowers_epochs=4, flowers_batch_size=32,
 )
 FULL = Profile(
     name="full",
     cifar_train_size=None, cifar_test_size=None, cifar_epochs=30, cifar_batch_size=256,
-    explain_batch_size=64, ig_steps=64, occlusion_stride=2, n_show=8,
+    explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
     flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
     flowers_epochs=30, flowers_batch_size=64,
 )

@@ -113,7 +113,8 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float = 0.2,
     ``lam ~ Beta(alpha, alpha)``, drawn as ``g1 / (g1 + g2)`` with ``g1, g2 ~ Gamma(alpha)``.
     ``per_sample=True`` (default, like ``keras.layers.MixUp``) draws one ``lam`` per image;
     ``False`` one per batch, as in the paper's code. Labels: integer [N] (needs
-    ``num_classes``) or one-hot/soft [N, K]; out: soft float32 [N, K]. Images out: float32.
+    ``num_classes``) or one-hot/soft [N, K] (Keras' layer only takes the latter); out: soft
+    float32 [N, K]. Images out: float32.
     Works eagerly and inside ``dataset.batch(...).map(...)``.
     """
     images = tf.cast(images, tf.float32)
@@ -135,10 +136,12 @@ def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float = 1.0,
     As in the paper's code: ``lam ~ Beta(alpha, alpha)``, box side ``sqrt(1 - lam) * side``
     (rounded down), centre uniform over the pixels, box clipped to the image. ``lam`` is then
     recomputed from the clipped box, so the partner's label weight equals the fraction of pasted
-    pixels exactly. (``keras.layers.CutMix`` keeps the box inside the image, but weights labels
-    by the box's real-valued area, which differs from the pixels it pastes by a fraction of a
-    row/column: see ``tests/test_augment.py``.) ``per_sample``, labels and seeds as in
-    :func:`mixup`. Images out: float32.
+    pixels exactly. ``keras.layers.CutMix`` (Keras 3.15) differs: its box always lies inside the
+    image (no clipping), its labels are weighted by the box's real-valued area, which differs
+    from the pixels it pastes by up to a row plus a column (see ``tests/test_augment.py``), and
+    its ``factor`` is not ``alpha``: each batch draws ``alpha ~ U(0, factor)``, then
+    ``lam ~ Beta(alpha, alpha)``. ``per_sample``, labels and seeds as in :func:`mixup`.
+    Images out: float32.
     """
     images = tf.cast(images, tf.float32)
     labels = soft_labels(labels, num_classes)

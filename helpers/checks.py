@@ -191,3 +191,29 @@ def check_ig_linear(exercise: str, func: Callable) -> Verdict:
                 "el signo está invertido: es (x - x'), no (x' - x).": (b - x) * w}
     return _diagnose(exercise, got, (x - b) * w, mistakes,
                      "en un modelo lineal el gradiente es w en todo el camino; IG = (x - x') · w.")
+
+
+def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
+    """``func(lam, y0, y1, x0, x1, h, w)`` must give the partner's label weight after clipping.
+
+    The box [y0, y1) x [x0, x1) is already clipped to the h x w image; ``lam`` is the value
+    drawn before clipping. The right answer is the pasted pixel fraction, not ``1 - lam``.
+    """
+    cases = [(0.5, 0, 12, 20, 32, 32, 32), (0.3, 5, 25, 0, 9, 32, 40),
+             (0.9, 10, 14, 10, 14, 20, 20)]
+    got, expected, unadjusted = [], [], []
+    for case in cases:
+        ok, value = _call(exercise, func, *case)
+        if not ok:
+            return Verdict(False)
+        lam, y0, y1, x0, x1, h, w = case
+        got.append(float(value))
+        expected.append((y1 - y0) * (x1 - x0) / (h * w))
+        unadjusted.append(1 - lam)
+    mistakes = {"usas 1 - λ muestreado: tras recortar la caja al borde, el área pegada cambia, "
+                "así que λ debe recalcularse.": np.array(unadjusted),
+                "devuelves λ: ese es el peso de la imagen original, no el de la pareja.":
+                np.array([c[0] for c in cases])}
+    return _diagnose(exercise, got, np.array(expected), mistakes,
+                     "peso de la pareja = píxeles pegados / píxeles totales = "
+                     "(y1 - y0)(x1 - x0) / (alto · ancho).")

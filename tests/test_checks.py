@@ -71,3 +71,14 @@ def test_ig_linear_check_names_the_mistake(capsys):
     assert not checks.check_ig_linear("e", lambda w, x, b: torch.zeros(3))
     out = capsys.readouterr().out
     assert "falta el factor" in out and "en vez de por (x - x')" in out and "forma" in out
+
+
+def test_cutmix_weight_check_rejects_the_unadjusted_lambda(capsys):
+    def right(lam, y0, y1, x0, x1, h, w):
+        return (y1 - y0) * (x1 - x0) / (h * w)
+
+    assert checks.check_cutmix_weight("e", right)
+    assert not checks.check_cutmix_weight("e", lambda lam, *box: 1 - lam)
+    assert not checks.check_cutmix_weight("e", lambda lam, *box: lam)
+    out = capsys.readouterr().out
+    assert "recalcularse" in out and "imagen original" in out

@@ -104,7 +104,8 @@ def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]]
             err = float(np.max(np.abs(got - want)))
             return report(exercise, False, "", f"caso {i}: el resultado difiere (error máximo "
                           f"{err:.3g}).", hint)
-    return report(exercise, True, f"correcto en los {len(cases)} casos de prueba.", "")
+    n = len(cases)
+    return report(exercise, True, f"correcto en {n} caso{'s' if n != 1 else ''} de prueba.", "")
 
 
 def _diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],

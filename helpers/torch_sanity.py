@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from helpers.metrics import spearman
+from helpers.metrics import as_heatmaps, spearman, ssim
 
 
 def reinitialize(module: nn.Module, generator: torch.Generator) -> None:
@@ -50,15 +50,56 @@ def cascading_randomization(model: nn.Module, layers: Sequence[str], explain: Ca
         yield name, explain(work, x)
 
 
+def _ssim(original, maps) -> np.ndarray:
+    return ssim(as_heatmaps(original), as_heatmaps(maps))
+
+
+METRICS: dict[str, Callable] = {"spearman": spearman, "ssim": _ssim}
+Scores = dict[str, list[tuple[str, float]]]
+
+
 def randomization_scores(model: nn.Module, layers: Sequence[str],
-                         explainers: dict[str, Callable], x: Tensor,
-                         seed: int = 0) -> dict[str, list[tuple[str, float]]]:
-    """Mean Spearman correlation (|maps|) between original and randomized maps per step."""
-    scores: dict[str, list[tuple[str, float]]] = {}
+                         explainers: dict[str, Callable], x: Tensor, seed: int = 0,
+                         metric: str | Callable = "spearman") -> Scores:
+    """Mean similarity of original and randomized maps: ``{method: [(layer, score), ...]}``.
+
+    One pair per entry of ``layers`` (randomized cumulatively, in that order). ``metric``:
+    ``"spearman"`` (default; rank correlation of |maps|, :func:`helpers.metrics.spearman`),
+    ``"ssim"`` (:func:`helpers.metrics.ssim` of |maps| scaled to [0, 1]; channel maps [N,C,H,W]
+    are first summed as ``|a|`` over channels), or a function ``(original, randomized) -> [N]``.
+    An undefined value (NaN: Spearman of a constant map) counts as 0, "no longer the same map".
+    As in Adebayo et al. (2018), a map that keeps scoring high while the model is destroyed does
+    not depend on what the model learned. For several metrics from one (costly) cascade, use
+    :func:`randomization_metrics`.
+    """
+    return randomization_metrics(model, layers, explainers, x, seed, {"score": metric})["score"]
+
+
+def randomization_metrics(model: nn.Module, layers: Sequence[str],
+                          explainers: dict[str, Callable], x: Tensor, seed: int = 0,
+                          metrics: Sequence[str] | dict[str, str | Callable] = tuple(METRICS)
+                          ) -> dict[str, Scores]:
+    """:func:`randomization_scores` for several metrics at once, explaining each step once.
+
+    Returns ``{metric name: {method: [(layer, score), ...]}}``; ``metrics`` lists names of
+    :data:`METRICS` or maps names of your choice to a name or a function.
+    """
+    named = dict(metrics) if isinstance(metrics, dict) else {name: name for name in metrics}
+    fns = {}
+    for name, metric in named.items():
+        if isinstance(metric, str) and metric not in METRICS:
+            raise ValueError(f"metric must be one of {sorted(METRICS)} or a function, "
+                             f"got {metric!r}")
+        fns[name] = METRICS[metric] if isinstance(metric, str) else metric
+    results: dict[str, Scores] = {name: {} for name in fns}
     for method, explain in explainers.items():
         steps = iter(cascading_randomization(model, layers, explain, x, seed))
-        _, original = next(steps)
-        # an undefined correlation (a constant map) counts as "no longer the same map": 0
-        scores[method] = [(layer, float(np.nan_to_num(spearman(original, maps), nan=0.0).mean()))
-                          for layer, maps in steps]
-    return scores
+        original = np.asarray(next(steps)[1])
+        for name in fns:
+            results[name][method] = []
+        for layer, maps in steps:
+            maps = np.asarray(maps)
+            for name, fn in fns.items():
+                value = np.nan_to_num(np.asarray(fn(original, maps), dtype=np.float64), nan=0.0)
+                results[name][method].append((layer, float(value.mean())))
+    return results

@@ -7,7 +7,11 @@ from torch import nn
 
 from helpers.metrics import spearman
 from helpers.torch_explain import saliency
-from helpers.torch_sanity import cascading_randomization, randomization_scores
+from helpers.torch_sanity import (
+    cascading_randomization,
+    randomization_metrics,
+    randomization_scores,
+)
 
 
 def test_spearman_known_values():
@@ -56,3 +60,27 @@ def test_weight_independent_map_scores_one_and_saliency_does_not():
 def test_unknown_layer_is_rejected():
     with pytest.raises(ValueError, match="unknown layers"):
         next(cascading_randomization(_small_net(), ["fc"], lambda m, x: x, torch.zeros(1, 3, 8, 8)))
+
+
+def test_ssim_metric_keeps_the_return_type_and_one_cascade_serves_both_metrics():
+    model, x = _small_net(), torch.randn(3, 3, 8, 8)
+    explainers = {
+        "ignora los pesos": lambda m, x: x.abs().sum(1),
+        "canales": lambda m, x: x * 2,  # [N,C,H,W]: summed as |a| over channels for SSIM
+        "saliency": lambda m, x: saliency(m, x, target=0),
+    }
+    layers = ["6", "2", "0"]
+    ssim_scores = randomization_scores(model, layers, explainers, x, metric="ssim")
+    assert [layer for layer, _ in ssim_scores["saliency"]] == layers
+    assert all(isinstance(s, float) for rows in ssim_scores.values() for _, s in rows)
+    assert all(s == pytest.approx(1.0) for _, s in ssim_scores["ignora los pesos"])
+    assert all(s == pytest.approx(1.0) for _, s in ssim_scores["canales"])
+    assert ssim_scores["saliency"][-1][1] < 0.9
+    both = randomization_metrics(model, layers, explainers, x)
+    assert both["ssim"] == ssim_scores
+    assert both["spearman"] == randomization_scores(model, layers, explainers, x)
+    custom = randomization_scores(model, layers, explainers, x,
+                                  metric=lambda a, b: np.full(len(a), 0.25))
+    assert all(s == 0.25 for rows in custom.values() for _, s in rows)
+    with pytest.raises(ValueError, match="metric"):
+        randomization_scores(model, layers, explainers, x, metric="pearson")

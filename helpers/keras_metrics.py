@@ -1,0 +1,113 @@
+"""Deletion and insertion curves (Petsiuk et al., RISE, 2018) for Keras classifiers.
+
+Lesson: ``14_grad_cam_e_integrated_gradients.ipynb``. The same API as
+:mod:`helpers.torch_metrics` for the models of :mod:`helpers.keras_models`: raw [0, 255] pixel
+batches [N, H, W, C] in, logits out. A thin adapter over the numpy core :mod:`helpers.metrics`;
+it never imports PyTorch.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers import metrics
+from helpers.keras_explain import Target, _as_batch, _targets
+from helpers.metrics import DeletionInsertion
+
+Baseline = str | np.ndarray
+ScoreFn = Callable[..., np.ndarray]
+BLACK, GRAY = 0.0, 127.5  # raw pixels in [0, 255]
+
+
+def probability_fn(model: keras.Model, target: int | Sequence[int] | np.ndarray,
+                   device: str | None = None) -> ScoreFn:
+    """``score(batch, rows=None) -> np.ndarray [B]``: softmax probability of the target class.
+
+    ``batch``: raw-pixel images [B, H, W, C]. ``target``: one class for every image, or one class
+    per original image, ``target[rows[b]]`` being the class of row ``b`` (``rows=None``: row b
+    is image b). The model must output logits (as those of :mod:`helpers.keras_models`); it runs
+    with ``training=False`` (Dropout off, BatchNorm on its moving statistics), on ``device``
+    (e.g. ``"/CPU:0"``; default: TensorFlow's choice). This is the ``score_fn`` that
+    :func:`helpers.metrics.deletion_curve` expects.
+    """
+    if target is None:
+        raise ValueError("probability_fn needs the target class(es): an int or one int per "
+                         "image (the class predicted on the clean image, say)")
+    single = isinstance(target, numbers.Integral) and not isinstance(target, bool | np.bool_)
+    classes = int(target) if single else np.asarray(target).reshape(-1)
+    k = int(model.outputs[0].shape[-1])
+
+    def score(batch, rows=None) -> np.ndarray:
+        x = _as_batch(batch)
+        if isinstance(classes, int):
+            t = _targets(classes, x.shape[0], k)
+        else:
+            idx = np.arange(x.shape[0]) if rows is None else np.asarray(rows).reshape(-1)
+            if len(idx) and idx.max() >= len(classes):
+                raise ValueError(f"row index {idx.max()} but only {len(classes)} targets")
+            t = _targets(classes[idx], x.shape[0], k)
+        if device is None:
+            logits = model(x, training=False)
+        else:
+            with tf.device(device):
+                logits = model(x, training=False)
+        p = tf.nn.softmax(tf.cast(logits, tf.float64), axis=-1).numpy()
+        return p[np.arange(len(t)), t]
+
+    return score
+
+
+def make_reference(baseline: Baseline, images: np.ndarray) -> np.ndarray:
+    """The baseline images shaped like ``images`` [N, H, W, C], in raw pixels [0, 255].
+
+    ``"black"`` = 0, ``"gray"`` = 127.5, ``"blur"`` = the images blurred by a Gaussian of sigma
+    ``max(H, W) / 8`` pixels (:func:`helpers.metrics.gaussian_blur`, the same kernel as the
+    PyTorch adapter), or an array broadcastable to ``images``.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if isinstance(baseline, str):
+        if baseline == "black":
+            return np.full_like(x, BLACK)
+        if baseline == "gray":
+            return np.full_like(x, GRAY)
+        if baseline == "blur":
+            return metrics.gaussian_blur(x, channels_last=True)
+        raise ValueError(f"baseline must be 'blur', 'black', 'gray' or an array, got {baseline!r}")
+    try:
+        return np.broadcast_to(np.asarray(baseline, dtype=np.float32), x.shape).copy()
+    except ValueError as err:
+        raise ValueError(f"baseline of shape {np.shape(baseline)} does not broadcast to "
+                         f"{x.shape}") from err
+
+
+def deletion_insertion(model: keras.Model, images, maps, target: Target = None,
+                       steps: int = metrics.DEFAULT_STEPS, baseline: Baseline = "blur",
+                       batch_size: int | None = None) -> DeletionInsertion:
+    """Deletion and insertion curves of ``maps`` for ``model`` on raw-pixel ``images`` [N,H,W,C].
+
+    ``maps``: [N, H, W] (e.g. :func:`helpers.keras_explain.grad_cam`; higher = more important;
+    one [H, W] map serves all images; IG attributions [N, H, W, C] become ``sum |a|`` over the
+    last axis). ``target``: None (the class predicted on ``images``), an int, or one int per
+    image. ``baseline``: ``"blur"`` (default), ``"black"``, ``"gray"`` or an array
+    (:func:`make_reference`). The N x (steps + 1) images of each curve run in chunks of
+    ``batch_size`` (default 32).
+
+    Returns :class:`helpers.metrics.DeletionInsertion`: ``.deletion`` and ``.insertion``
+    [N, steps + 1], ``.deletion_auc`` (lower = better) and ``.insertion_auc`` (higher = better)
+    [N]. See :func:`helpers.metrics.deletion_curve` for the details.
+    """
+    x = _as_batch(images).numpy()
+    heat = np.asarray(maps, dtype=np.float64)
+    if heat.ndim == 4:  # channels-last attributions
+        heat = np.abs(heat).sum(axis=-1)
+    logits = np.asarray(model(x, training=False))
+    t = _targets(target, len(x), logits.shape[1])
+    t = np.where(t < 0, logits.argmax(axis=1), t)
+    return metrics.deletion_insertion(probability_fn(model, t), x, heat, steps,
+                                      make_reference(baseline, x), batch_size,
+                                      channels_last=True)

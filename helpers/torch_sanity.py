@@ -1,6 +1,7 @@
 """Model-randomization sanity check (Adebayo et al., 2018) for PyTorch explainers.
 
-Lesson: ``07_comparativa.ipynb``.
+Lesson: ``07_comparativa.ipynb``. The scoring is shared with the Keras twin
+(:mod:`helpers.keras_sanity`) in the framework-neutral :mod:`helpers.sanity`.
 """
 
 from __future__ import annotations
@@ -8,11 +9,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from helpers.metrics import as_heatmaps, spearman, ssim
+from helpers.sanity import METRICS, Scores, score_cascades
 
 
 def reinitialize(module: nn.Module, generator: torch.Generator) -> None:
@@ -50,14 +50,6 @@ def cascading_randomization(model: nn.Module, layers: Sequence[str], explain: Ca
         yield name, explain(work, x)
 
 
-def _ssim(original, maps) -> np.ndarray:
-    return ssim(as_heatmaps(original), as_heatmaps(maps))
-
-
-METRICS: dict[str, Callable] = {"spearman": spearman, "ssim": _ssim}
-Scores = dict[str, list[tuple[str, float]]]
-
-
 def randomization_scores(model: nn.Module, layers: Sequence[str],
                          explainers: dict[str, Callable], x: Tensor, seed: int = 0,
                          metric: str | Callable = "spearman") -> Scores:
@@ -84,22 +76,5 @@ def randomization_metrics(model: nn.Module, layers: Sequence[str],
     Returns ``{metric name: {method: [(layer, score), ...]}}``; ``metrics`` lists names of
     :data:`METRICS` or maps names of your choice to a name or a function.
     """
-    named = dict(metrics) if isinstance(metrics, dict) else {name: name for name in metrics}
-    fns = {}
-    for name, metric in named.items():
-        if isinstance(metric, str) and metric not in METRICS:
-            raise ValueError(f"metric must be one of {sorted(METRICS)} or a function, "
-                             f"got {metric!r}")
-        fns[name] = METRICS[metric] if isinstance(metric, str) else metric
-    results: dict[str, Scores] = {name: {} for name in fns}
-    for method, explain in explainers.items():
-        steps = iter(cascading_randomization(model, layers, explain, x, seed))
-        original = np.asarray(next(steps)[1])
-        for name in fns:
-            results[name][method] = []
-        for layer, maps in steps:
-            maps = np.asarray(maps)
-            for name, fn in fns.items():
-                value = np.nan_to_num(np.asarray(fn(original, maps), dtype=np.float64), nan=0.0)
-                results[name][method].append((layer, float(value.mean())))
-    return results
+    return score_cascades(lambda explain: cascading_randomization(model, layers, explain, x, seed),
+                          explainers, metrics, METRICS)

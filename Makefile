@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 ## Unit tests, then every notebook under nbval in the fast profile.
 test: install
 	XAI_PROFILE=fast XAI_STRICT_CHECKS=1 $(PY) -m pytest tests notebooks --nbval-lax \
-		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider --durations=20
 
 unit: install
 	$(PY) -m pytest tests

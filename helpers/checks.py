@@ -218,3 +218,136 @@ def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
     return _diagnose(exercise, got, np.array(expected), mistakes,
                      "peso de la pareja = píxeles pegados / píxeles totales = "
                      "(y1 - y0)(x1 - x0) / (alto · ancho).")
+
+
+
+def check_best_epoch(exercise: str, func: Callable) -> Verdict:
+    """``func(history)`` must give the 1-based epoch of the first highest ``val_accuracy``."""
+    history = {"val_accuracy": [0.2, 0.5, 0.7, 0.6, 0.7, 0.65],
+               "val_loss": [3.0, 2.0, 1.5, 1.6, 1.4, 1.45]}
+    ok, got = _call(exercise, func, history)
+    if not ok:
+        return Verdict(False)
+    try:
+        value = int(got)
+    except (TypeError, ValueError):
+        return report(exercise, False, "", f"se esperaba un entero, no {got!r}.")
+    mistakes = {2: "es el índice empezando en 0: las épocas se cuentan desde 1.",
+                5: "es la última época con el máximo (o la de menor val_loss): con empate "
+                   "EarlyStopping se queda con la primera, y aquí se vigila val_accuracy.",
+                6: "es la última época entrenada, no la mejor."}
+    hint = "np.argmax(historia['val_accuracy']) da la primera posición del máximo; suma 1."
+    if value in mistakes:
+        return report(exercise, False, "", f"{value} {mistakes[value]}", hint)
+    return report(exercise, value == 3, "correcto (época 3 en el historial de prueba).",
+                  f"{value} no es la época con mayor val_accuracy.", hint)
+
+
+def check_brightness(exercise: str, func: Callable) -> Verdict:
+    """``func(images, delta)`` on raw [0, 255] pixels must give ``clip(x + 255 delta, 0, 255)``."""
+    x = np.linspace(0, 255, 2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    delta = 0.3
+    ok, got = _call(exercise, func, x.copy(), delta)
+    if not ok:
+        return Verdict(False)
+    got = np.asarray(got)
+    mistakes = {
+        "faltan los límites: hay píxeles por encima de 255 (recorta con np.clip).":
+            x + 255 * delta,
+        "delta es una fracción del rango: hay que sumar delta * 255, no delta.":
+            np.clip(x + delta, 0, 255),
+        "el brillo aquí es un desplazamiento aditivo, no un factor multiplicativo.":
+            np.clip(x * (1 + delta), 0, 255),
+        "los píxeles están en [0, 255], no en [0, 1]: no recortes a 1.":
+            np.clip(x + 255 * delta, 0, 1),
+    }
+    return _diagnose(exercise, got, np.clip(x + 255 * delta, 0, 255), mistakes,
+                     "brillo(x, delta) = clip(x + 255·delta, 0, 255).")
+
+
+def check_model_choice(exercise: str, answer: Any, val_accuracy: dict[str, float],
+                       test_accuracy: dict[str, float]) -> Verdict:
+    """The variant chosen must be the best on validation (not on test)."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    if answer not in val_accuracy:
+        return report(exercise, False, "", f"{answer!r} no es una de las variantes: "
+                      f"{', '.join(map(repr, val_accuracy))}.")
+    best = max(val_accuracy, key=val_accuracy.get)  # first of the best on ties (dict order)
+    if answer == best:
+        return report(exercise, True, f"correcto: {answer!r} tiene la mayor exactitud en "
+                      "validación.", "")
+    if answer == max(test_accuracy, key=test_accuracy.get):
+        return report(exercise, False, "", f"{answer!r} es la mejor en PRUEBA: elegir con el "
+                      "conjunto de prueba lo convierte en parte del ajuste y su exactitud deja "
+                      "de ser una estimación honesta.", "elige con val_accuracy.")
+    return report(exercise, False, "", f"{answer!r} no es la de mayor exactitud en validación.",
+                  "usa max(exactitudes_val, key=exactitudes_val.get).")
+
+
+def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
+    """``func(A, G)``, numpy A and G [h, w, K] (Keras order): ReLU(sum_k mean(G_k) A_k) [h, w]."""
+    rng = np.random.default_rng(11)
+    a, g = rng.normal(size=(4, 5, 6)), rng.normal(size=(4, 5, 6))
+    ok, got = _call(exercise, func, a.copy(), g.copy())
+    if not ok:
+        return Verdict(False)
+    alpha = g.mean(axis=(0, 1))
+    linear = (a * alpha).sum(-1)
+    mistakes = {
+        "falta la ReLU: el mapa tiene valores negativos.": linear,
+        "los pesos usan la suma de los gradientes, no su media espacial.":
+            np.maximum((a * g.sum(axis=(0, 1))).sum(-1), 0),
+        "se multiplica por el gradiente píxel a píxel en vez de por su media (α_k).":
+            np.maximum((a * g).sum(-1), 0),
+        "la media se tomó sobre los canales (eje -1); en Keras los canales van al final y "
+        "α_k es la media sobre el alto y el ancho (ejes 0 y 1).":
+            np.maximum(a.sum(-1) * g.mean(-1), 0),
+    }
+    return _diagnose(exercise, np.asarray(got), np.maximum(linear, 0), mistakes,
+                     "α = G.mean(axis=(0, 1)); mapa = ReLU((A * α).sum(axis=-1)).")
+
+
+def check_per_class_accuracy(exercise: str, func: Callable) -> Verdict:
+    """``func(cm)`` with ``cm[true, predicted]`` must give each class's recall (row-wise)."""
+    cm = np.array([[5, 1, 0], [2, 2, 4], [0, 3, 9]])
+    ok, got = _call(exercise, func, cm.copy())
+    if not ok:
+        return Verdict(False)
+    diag = np.diag(cm).astype(float)
+    mistakes = {
+        "se dividió por la suma de cada COLUMNA (eso es la precisión de la clase predicha); "
+        "las filas son la clase real.": diag / cm.sum(0),
+        "se dividió por el total de imágenes, no por las de cada clase.": diag / cm.sum(),
+    }
+    return _diagnose(exercise, np.asarray(got), diag / cm.sum(1), mistakes,
+                     "exactitud de la clase k = cm[k, k] / cm[k, :].sum().")
+
+
+def check_most_confused(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
+    """``answer`` must be ``(true, predicted)`` of the largest off-diagonal cell of ``cm``."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, -1)
+    expected = tuple(int(v) for v in np.unravel_index(np.argmax(off), cm.shape))
+    try:
+        pair = tuple(int(v) for v in answer)
+    except (TypeError, ValueError):
+        return report(exercise, False, "", f"se esperaba una pareja (real, predicha), no "
+                      f"{answer!r}.")
+    hint = "pon a cero (o a -1) la diagonal de una copia de cm y busca su máximo con np.argmax."
+    if len(pair) != 2 or not all(0 <= v < len(cm) for v in pair):
+        return report(exercise, False, "", f"se esperaba una pareja (real, predicha) de "
+                      f"índices entre 0 y {len(cm) - 1}, no {answer!r}.", hint)
+    if pair[0] == pair[1]:
+        return report(exercise, False, "", f"{pair} está en la diagonal: son aciertos, no "
+                      "confusiones. Hay que excluir la diagonal.", hint)
+    if pair == expected[::-1] and off[pair] < off[expected]:
+        return report(exercise, False, "", f"{pair} está al revés: cm[real, predicha], la "
+                      "fila es la clase real.", hint)
+    ok = off[pair] == off[expected]  # any cell with the maximal count is a right answer
+    return report(exercise, bool(ok), f"correcto: {pair}, {int(cm[pair])} imágenes.",
+                  f"{pair} tiene {int(cm[pair])} imágenes; la confusión más frecuente tiene "
+                  f"{int(off[expected])}.", hint)

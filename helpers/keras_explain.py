@@ -74,6 +74,21 @@ def last_conv_layer(model: keras.Model) -> str:
     raise ValueError(f"model {model.name!r} has no layer with a 4-D output")
 
 
+def layers_by_resolution(model: keras.Model) -> dict[tuple[int, int], str]:
+    """The last layer with a 4-D output at each spatial size (h, w), nested models included.
+
+    Sorted from the smallest maps (deepest layers) to the largest: candidate Grad-CAM layers,
+    from semantic and coarse to detailed and less class-specific. Padding layers (their output
+    is their input with a border) are skipped.
+    """
+    skip = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
+    found: dict[tuple[int, int], str] = {}
+    for layer in _all_layers(model):
+        if _rank(layer) == 4 and not isinstance(layer, skip):
+            found[tuple(int(v) for v in layer.output.shape[1:3])] = layer.name
+    return dict(sorted(found.items(), key=lambda item: item[0][0] * item[0][1]))
+
+
 def split_model(model: keras.Model, layer: str) -> keras.Model:
     """A model ``images -> [activation of layer, model output]`` sharing ``model``'s weights.
 

@@ -417,3 +417,18 @@ def mass_area(maps, mass: float = 0.5) -> np.ndarray:
         cumulative = ordered.cumsum(axis=1) / total
     needed = (cumulative < mass - 1e-12).sum(axis=1) + 1
     return np.where(total[:, 0] > 0, needed / m.shape[1], np.nan)
+
+
+def paired_difference(correct_a, correct_b) -> tuple[float, float]:
+    """Accuracy of A minus accuracy of B on the same images, and its standard error.
+
+    ``correct_a``/``correct_b``: booleans [N], whether each model got each image right. The
+    standard error is that of the mean of the per-image differences (a paired comparison: it
+    is smaller than treating the two accuracies as independent when the models agree often).
+    """
+    a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"need two boolean vectors of the same length >= 2, got {a.shape}, "
+                         f"{b.shape}")
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))

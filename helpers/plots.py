@@ -26,8 +26,9 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         raise ValueError(f"{n} images but {len(titles)} titles")
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.3) * nrows),
-                             squeeze=False)
+    title_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles else 0
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(size * ncols, (size + 0.15 + 0.17 * title_lines) * nrows))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -153,3 +154,81 @@ def gradient_image(g, spread: float = 0.15) -> np.ndarray:
     if not np.isfinite(std) or std == 0:
         return np.full((*g.shape[1:], g.shape[0]), 0.5, dtype=np.float32)
     return np.clip(0.5 + spread * (g - g.mean()) / std, 0, 1).transpose(1, 2, 0)
+
+
+def curves_figure(histories: dict[str, dict[str, Sequence[float]]], title: str,
+                  best_epochs: dict[str, int] | None = None):
+    """Loss and accuracy per epoch of several runs (Keras ``History.history`` dicts).
+
+    One colour per run; training solid, validation dashed; a dot marks each run's kept epoch
+    (``best_epochs``, 1-based) on its validation curves.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for k, (name, h) in enumerate(histories.items()):
+        color, epochs = f"C{k}", np.arange(1, len(h["loss"]) + 1)
+        for ax, key in ((left, "loss"), (right, "accuracy")):
+            ax.plot(epochs, h[key], "-", color=color, alpha=0.8, label=f"{name}")
+            ax.plot(epochs, h[f"val_{key}"], "--", color=color, alpha=0.8)
+            if best_epochs and name in best_epochs:
+                b = best_epochs[name]
+                ax.plot([b], [h[f"val_{key}"][b - 1]], "o", color=color)
+    left.set(xlabel="época", ylabel="entropía cruzada", title="Pérdida")
+    right.set(xlabel="época", ylabel="exactitud", title="Exactitud", ylim=(0, 1))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{title}\n(continua: entrenamiento; discontinua: validación; punto: época "
+                 "conservada)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_figure(rows: Sequence[dict], perturbations: dict, title: str,
+                      ylabel: str = "exactitud"):
+    """Accuracy against severity, one panel per perturbation, one line per model.
+
+    ``rows`` as returned by :func:`helpers.perturb.robustness`; ``perturbations`` maps each
+    name to an object with ``title`` and ``unit`` (e.g. :data:`helpers.perturb.PERTURBATIONS`).
+    Severity 0 is the clean accuracy.
+    """
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    clean = {r["model"]: r["accuracy"] for r in rows if r["perturbation"] == "none"}
+    names = [p for p in perturbations if any(r["perturbation"] == p for r in rows)]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, name in zip(axes[0], names, strict=True):
+        for k, model in enumerate(models):
+            pts = sorted((r["severity"], r["accuracy"]) for r in rows
+                         if r["model"] == model and r["perturbation"] == name)
+            xs, ys = [0.0] + [s for s, _ in pts], [clean[model]] + [a for _, a in pts]
+            ax.plot(xs, ys, "o-", color=f"C{k}", label=model, markersize=4)
+        ax.set(title=perturbations[name].title, xlabel=perturbations[name].unit, ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_figure(values: Sequence[float], labels: Sequence[str], title: str,
+                     n_worst: int = 10, xlabel: str = "exactitud de la clase"):
+    """Per-class scores: their histogram (left) and the ``n_worst`` classes by name (right)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")[:n_worst]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8),
+                                      gridspec_kw={"width_ratios": [1, 1.2]})
+    left.hist(values[np.isfinite(values)], bins=np.linspace(0, 1, 11), color="tab:blue",
+              edgecolor="white")
+    left.set(xlabel=xlabel, ylabel="número de clases", title="Distribución")
+    right.barh(np.arange(len(order)), values[order], color="tab:red")
+    for row, v in enumerate(values[order]):
+        right.text(v + 0.01, row, f"{v:.0%}", va="center", fontsize=8)
+    right.set_yticks(range(len(order)), [labels[i] for i in order], fontsize=8)
+    right.invert_yaxis()
+    right.set(xlabel=xlabel, xlim=(0, 1), title=f"Las {len(order)} peores clases")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, axis="x" if ax is right else "y")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

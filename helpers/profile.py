@@ -48,7 +48,7 @@ FAST = Profile(
     cifar_train_size=4000, cifar_test_size=1000, cifar_epochs=3, cifar_batch_size=128,
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
     flowers_train_size=510, flowers_val_size=510, flowers_test_size=1020,
-    flowers_epochs=4, flowers_batch_size=32,
+    flowers_epochs=12, flowers_batch_size=32,
 )
 FULL = Profile(
     name="full",

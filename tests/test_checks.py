@@ -82,3 +82,80 @@ def test_cutmix_weight_check_rejects_the_unadjusted_lambda(capsys):
     assert not checks.check_cutmix_weight("e", lambda lam, *box: lam)
     out = capsys.readouterr().out
     assert "recalcularse" in out and "imagen original" in out
+
+
+def test_best_epoch_check_names_the_mistake(capsys):
+    import numpy as np
+
+    assert checks.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])) + 1)
+    assert not checks.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])))
+    assert not checks.check_best_epoch("e", lambda h: int(np.argmin(h["val_loss"])) + 1)
+    assert not checks.check_best_epoch("e", lambda h: len(h["val_accuracy"]))
+    assert not checks.check_best_epoch("e", lambda h: "tres")
+    out = capsys.readouterr().out
+    assert "empezando en 0" in out and "val_loss" in out and "última época" in out
+    assert "se esperaba un entero" in out
+
+
+def test_brightness_check_names_the_mistake(capsys):
+    import numpy as np
+
+    assert checks.check_brightness("e", lambda x, d: np.clip(x + 255 * d, 0, 255))
+    assert not checks.check_brightness("e", lambda x, d: x + 255 * d)
+    assert not checks.check_brightness("e", lambda x, d: np.clip(x + d, 0, 255))
+    assert not checks.check_brightness("e", lambda x, d: np.clip(x * (1 + d), 0, 255))
+    out = capsys.readouterr().out
+    assert "faltan los límites" in out and "delta * 255" in out and "multiplicativo" in out
+
+
+def test_model_choice_check_rejects_choosing_on_test(capsys):
+    val = {"baseline": 0.6, "augment": 0.7, "mixup": 0.5}
+    test = {"baseline": 0.66, "augment": 0.62, "mixup": 0.5}
+    assert checks.check_model_choice("e", "augment", val, test)
+    assert not checks.check_model_choice("e", "baseline", val, test)
+    assert not checks.check_model_choice("e", "mixup", val, test)
+    assert not checks.check_model_choice("e", "dropout", val, test)
+    assert not checks.check_model_choice("e", None, val, test)
+    out = capsys.readouterr().out
+    assert "PRUEBA" in out and "no es una de las variantes" in out
+
+
+def test_channels_last_grad_cam_check_names_the_mistake(capsys):
+    import numpy as np
+
+    def cam(axis=(0, 1), relu=True):
+        def f(a, g):
+            m = (a * g.mean(axis=axis)).sum(-1) if axis == (0, 1) else a.sum(-1) * g.mean(-1)
+            return np.maximum(m, 0) if relu else m
+        return f
+
+    assert checks.check_grad_cam_channels_last("e", cam())
+    assert not checks.check_grad_cam_channels_last("e", cam(relu=False))
+    assert not checks.check_grad_cam_channels_last("e", cam(axis=-1))
+    assert not checks.check_grad_cam_channels_last(
+        "e", lambda a, g: np.maximum((a * g.sum(axis=(0, 1))).sum(-1), 0))
+    out = capsys.readouterr().out
+    assert "falta la ReLU" in out and "sobre los canales" in out and "suma de los gradientes" in out
+
+
+def test_per_class_accuracy_check_names_the_mistake(capsys):
+    import numpy as np
+
+    assert checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(1))
+    assert not checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(0))
+    assert not checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum())
+    out = capsys.readouterr().out
+    assert "COLUMNA" in out and "total de imágenes" in out
+
+
+def test_most_confused_check_names_the_mistake(capsys):
+    import numpy as np
+
+    cm = np.array([[9, 1, 0], [4, 6, 0], [0, 2, 8]])
+    assert checks.check_most_confused("e", (1, 0), cm)
+    assert not checks.check_most_confused("e", (0, 0), cm)
+    assert not checks.check_most_confused("e", (0, 1), cm)
+    assert not checks.check_most_confused("e", (2, 1), cm)
+    assert not checks.check_most_confused("e", (5, 1), cm)
+    out = capsys.readouterr().out
+    assert "diagonal" in out and "al revés" in out and "4" in out and "índices entre 0 y 2" in out

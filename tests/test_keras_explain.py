@@ -290,3 +290,13 @@ def test_quadrature_rules():
     assert np.isclose((w * a**5).sum(), 1 / 6, rtol=1e-5)  # exact up to degree 5
     with pytest.raises(ValueError):
         ke.quadrature("riemann", 5)
+
+
+def test_layers_by_resolution_deepest_first_without_padding_layers():
+    model = km.build_classifier("mobilenet", 3, weights=None, input_size=64)
+    found = ke.layers_by_resolution(model)
+    sizes = list(found)
+    assert sizes == sorted(sizes, key=lambda hw: hw[0] * hw[1])
+    assert found[sizes[0]] == ke.last_conv_layer(model) == "conv_pw_13_relu"
+    assert found[(4, 4)] == "conv_pw_11_relu" and found[(8, 8)] == "conv_pw_5_relu"
+    assert not any("pad" in name for name in found.values())

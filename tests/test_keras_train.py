@@ -1,0 +1,189 @@
+"""keras_train: early stopping that keeps the best epoch, feature shortcuts, cached checkpoints."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import keras_models as km
+from helpers import keras_train as kt
+from helpers import profile as prof
+from helpers.data.flowers102 import FlowersInfo
+
+SIZE, K, PER_CLASS = 32, 3, 4
+TINY = dataclasses.replace(prof.FAST, flowers_epochs=2, flowers_batch_size=4)
+
+
+def fake_splits(seed: int = 0) -> dict:
+    """Tiny (uint8 image, label) datasets of variable size, classes told apart by colour."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split in ("train", "validation", "test"):
+        labels = np.repeat(np.arange(K), PER_CLASS)
+        images = rng.integers(0, 60, (len(labels), 40, 48, 3)).astype(np.uint8)
+        images[np.arange(len(labels)), ..., labels] += 150  # class k: bright channel k
+        ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+        info = FlowersInfo(split, len(labels), len(labels), ("a", "b", "c"), "synthetic", "")
+        out[split] = (ds, info)
+    return out
+
+
+@pytest.fixture
+def data():
+    return kt.FlowersSplits(TINY, size=SIZE, splits=fake_splits())
+
+
+@pytest.fixture
+def random_backbone(monkeypatch):
+    """build_for without ImageNet weights (no file needed, faster)."""
+    original = kt.build_for
+    monkeypatch.setattr(kt, "build_for", lambda config, k, weights=None: original(config, k, None))
+
+
+def test_backbone_by_profile_and_config():
+    assert kt.backbone_for(prof.FAST) == "mobilenet"
+    assert kt.backbone_for(prof.FULL) == "mobilenet_v2"
+    config = kt.config_for(prof.FULL, "cutmix")
+    assert (config.backbone, config.epochs, config.batch_size) == ("mobilenet_v2", 30, 64)
+    with pytest.raises(ValueError, match="variant"):
+        kt.TrainConfig("dropout", "mobilenet", 1, 1)
+
+
+def test_best_epoch_is_the_first_maximum():
+    assert kt.best_epoch({"val_accuracy": [0.1, 0.5, 0.5, 0.3]}) == 2
+    assert kt.best_epoch({"val_loss": [3.0, 1.0, 2.0]}, "val_loss") == 1  # argmax of the loss
+
+
+def test_early_stopping_restores_the_best_epoch_on_features():
+    """Validation labels are the opposite of training labels: validation accuracy falls as the
+    head learns, so the best epoch is an early one and the final weights must be restored."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-0.1, 1, (40, 256)), rng.normal(0.1, 1, (40, 256))]).astype("f4")
+    y = np.eye(2, dtype="f4")[np.repeat([0, 1], 40)]
+    keras.utils.set_random_seed(0)
+    # the head (dropout + logits) of a classifier is what trains on features of its width
+    model = km.build_classifier("mobilenet", 2, weights=None, input_size=SIZE, dropout=0.0)
+    head = km.head_from(model)
+    train, val = kt.Features(x, y, 0.0), kt.Features(x, y[:, ::-1].copy(), 0.0)
+    result = kt.train_classifier(model, train, val, epochs=8, learning_rate=1e-3, patience=20,
+                                 batch_size=16, verbose=0)
+    acc = result.history["val_accuracy"]
+    assert result.epochs_run == 8 and result.best_epoch == int(np.argmax(acc)) + 1
+    assert acc[-1] < max(acc)  # the last epoch is worse: restoring matters
+    _, restored = kt.soft_label_metrics(head, val.x, val.y)
+    assert restored == pytest.approx(result.val_accuracy) == pytest.approx(max(acc))
+    assert result.seconds > 0 and set(result.history) >= {"loss", "accuracy", "val_loss"}
+
+
+def test_feature_validation_equals_evaluating_the_image_pipeline(data):
+    keras.utils.set_random_seed(0)
+    model = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)
+    val_features = data.features("validation", model)
+    result = kt.train_classifier(model, data.pipeline("train", training=True), val_features,
+                                 epochs=1, verbose=0)
+    kt.compile_classifier(model, 1e-3)
+    loss, acc = model.evaluate(data.pipeline("validation"), verbose=0)
+    assert result.history["val_accuracy"][0] == pytest.approx(acc, abs=1e-6)
+    assert result.history["val_loss"][0] == pytest.approx(loss, rel=1e-4)
+    with pytest.raises(ValueError, match="validation features"):
+        kt.train_classifier(model, val_features, data.pipeline("validation"), epochs=1)
+
+
+def test_predict_proba_from_features_equals_the_model_on_images(data):
+    model = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)
+    probs = kt.predict_proba(model, data, "test")
+    images = np.concatenate([x.numpy() for x, _ in data.pipeline("test")])
+    expected = tf.nn.softmax(model(images, training=False)).numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
+    right = (expected.argmax(1) == data.labels("test")).mean()
+    assert kt.accuracy(model, data.pipeline("test")) == pytest.approx(right)
+    int_labels = data.datasets["test"].map(lambda x, y: (tf.image.resize(x, (SIZE, SIZE)), y))
+    assert kt.accuracy(model, int_labels.batch(5)) == pytest.approx(right)
+
+
+def test_features_are_cached_by_backbone_fingerprint(data):
+    a = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)
+    b = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)
+    b.set_weights(a.get_weights())
+    assert kt.backbone_fingerprint(a) == kt.backbone_fingerprint(b)
+    assert data.features("train", a) is data.features("train", b)
+    assert data.features("train", a).x.shape == (K * PER_CLASS, 256)
+    np.testing.assert_array_equal(data.features("train", a).labels, data.labels("train"))
+    wrong = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE,
+                                preprocessing="efficientnet")
+    wrong.get_layer("backbone").set_weights(a.get_layer("backbone").get_weights())
+    assert kt.backbone_fingerprint(wrong) != kt.backbone_fingerprint(a)
+    kernel = b.get_layer("backbone").weights[0]
+    kernel.assign(kernel + 1.0)
+    assert kt.backbone_fingerprint(b) != kt.backbone_fingerprint(a)
+
+
+def test_images_come_back_in_the_requested_order(data):
+    resized = [x.numpy() for x, _ in data.datasets["test"].map(
+        lambda x, y: kt.tf_data.resize(x, y, SIZE))]
+    got = data.images("test", [5, 1, 5])
+    assert got.shape == (3, SIZE, SIZE, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, np.stack([resized[5], resized[1], resized[5]]))
+
+
+@pytest.mark.parametrize("variant", ["baseline", "mixup"])
+def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_path,
+                                          monkeypatch):
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    model, meta = kt.load_or_train(variant, data, verbose=0)
+    assert not meta["from_cache"] and meta["epochs_run"] == TINY.flowers_epochs
+    stem = kt.checkpoint_stem(TINY, variant)
+    saved = json.loads((tmp_path / "checkpoints" / f"{stem}.json").read_text())
+    assert saved["key"] == kt.run_key(kt.config_for(TINY, variant, size=SIZE), data)
+    images = next(iter(data.pipeline("test")))[0]
+    again, meta2 = kt.load_or_train(variant, data, verbose=0)
+    assert meta2["from_cache"] and meta2["history"] == meta["history"]
+    np.testing.assert_allclose(np.asarray(again(images)), np.asarray(model(images)), rtol=1e-5,
+                               atol=1e-6)
+    _, forced = kt.load_or_train(variant, data, force=True, verbose=0)
+    assert not forced["from_cache"]
+    longer = kt.FlowersSplits(dataclasses.replace(TINY, flowers_epochs=1), size=SIZE,
+                              splits=fake_splits())
+    _, other = kt.load_or_train(variant, longer, verbose=0)
+    assert not other["from_cache"] and other["epochs_run"] == 1  # another config: retrained
+
+
+def test_the_bug_variant_has_its_own_checkpoint(data, random_backbone, tmp_path, monkeypatch):
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    model, meta = kt.load_or_train("baseline", data, preprocessing="efficientnet", verbose=0)
+    assert model.get_layer("preprocess").module == "efficientnet"
+    assert meta["key"]["preprocessing"] == "efficientnet"
+    assert kt.checkpoint_stem(TINY, "baseline", "efficientnet") != kt.checkpoint_stem(
+        TINY, "baseline")
+
+
+def test_real_flowers_splits_follow_the_profile():
+    from helpers.data import sources
+
+    if not sources.flowers_npz("train").exists():
+        pytest.skip("no local Flowers102 copy")
+    data = kt.FlowersSplits(prof.FAST)
+    assert data.num_classes == 102
+    for split, n in [("train", prof.FAST.flowers_train_size),
+                     ("validation", prof.FAST.flowers_val_size),
+                     ("test", prof.FAST.flowers_test_size)]:
+        labels = data.labels(split)
+        assert len(labels) == data.infos[split].num_examples == n
+        assert np.bincount(labels, minlength=102).min() == n // 102  # class-balanced
+    assert "2040 of the 6149" in data.infos["test"].note
+
+
+def test_keras_track_modules_do_not_import_torch():
+    """Notebooks 13-15 import these; TensorFlow before torchvision can crash a process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import helpers.keras_train, helpers.perturb, helpers.tables, "
+            "helpers.checks, helpers.plots, helpers.metrics, helpers.keras_explain; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -1,0 +1,63 @@
+"""Markdown tables and the Keras-track figures: content, labels, titles."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from helpers import plots
+from helpers.tables import markdown_table
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_markdown_table_formats_and_aligns():
+    rows = [{"name": "a", "acc": 0.5, "t": 1.234, "note": None},
+            {"name": "b", "acc": 0.25, "t": 10.0, "note": "x"}]
+    text = markdown_table(rows, {"name": "modelo", "acc": "exactitud", "t": "s", "note": "nota"},
+                          {"acc": ".1%", "t": lambda v: f"{v:.0f} s"})
+    lines = text.splitlines()
+    assert lines[0] == "| modelo | exactitud | s | nota |"
+    assert lines[1] == "|:---|---:|---:|:---|"
+    assert lines[2] == "| a | 50.0% | 1 s |  |" and lines[3] == "| b | 25.0% | 10 s | x |"
+
+
+def test_curves_figure_has_both_panels_labelled():
+    hist = {"loss": [2.0, 1.0, 0.5], "val_loss": [2.1, 1.5, 1.6],
+            "accuracy": [0.3, 0.6, 0.9], "val_accuracy": [0.3, 0.5, 0.45]}
+    fig = plots.curves_figure({"a": hist, "b": hist}, "curvas", best_epochs={"a": 2})
+    left, right = fig.axes
+    assert left.get_xlabel() == right.get_xlabel() == "época"
+    assert left.get_ylabel() and right.get_ylabel() and "curvas" in fig._suptitle.get_text()
+    assert len(left.lines) == 2 * 2 + 1  # train + val per run, one best-epoch dot
+    dot = left.lines[2]
+    assert dot.get_xdata()[0] == 2 and dot.get_ydata()[0] == 1.5
+
+
+def test_robustness_figure_one_panel_per_perturbation():
+    class P:
+        def __init__(self, title):
+            self.title, self.unit = title, "unidad"
+
+    rows = [{"model": m, "perturbation": p, "severity": s, "accuracy": acc}
+            for m, base in (("m1", 0.8), ("m2", 0.6))
+            for p, s, acc in (("none", 0.0, base), ("noise", 1.0, base - 0.1),
+                              ("noise", 2.0, base - 0.3), ("blur", 1.0, base - 0.2))]
+    fig = plots.robustness_figure(rows, {"noise": P("ruido"), "blur": P("desenfoque")}, "rob")
+    assert [ax.get_title() for ax in fig.axes] == ["ruido", "desenfoque"]
+    assert all(ax.get_xlabel() == "unidad" for ax in fig.axes) and fig.axes[0].get_ylabel()
+    line = fig.axes[0].lines[0]  # m1 on noise: clean point first
+    np.testing.assert_allclose(line.get_xdata(), [0, 1, 2])
+    np.testing.assert_allclose(line.get_ydata(), [0.8, 0.7, 0.5])
+
+
+def test_per_class_figure_names_the_worst_classes():
+    values = np.array([0.9, 0.1, 0.5, 0.3, 1.0])
+    fig = plots.per_class_figure(values, list("abcde"), "por clase", n_worst=2)
+    hist, worst = fig.axes
+    assert [t.get_text() for t in worst.get_yticklabels()] == ["b", "d"]
+    assert hist.get_xlabel() and hist.get_ylabel() and worst.get_xlabel()
+    assert sum(p.get_height() for p in hist.patches) == len(values)

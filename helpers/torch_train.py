@@ -166,18 +166,6 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(1) == labels).mean())
 
 
-def confusion_matrix(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts ``cm[true, predicted]``."""
-    return np.bincount(labels * num_classes + probs.argmax(1),
-                       minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
-    """Recall of each class from a confusion matrix (NaN for classes without examples)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.diag(cm) / cm.sum(1)
-
-
 def checkpoint_path(name: str) -> Path:
     """Where trained weights named ``name`` live (in the writable cache, never the data copy)."""
     return cache_dir() / "checkpoints" / f"{name}.pt"
@@ -247,18 +235,3 @@ def load_or_train(profile, device: torch.device, data=None, force: bool = False)
     save_checkpoint(model, path, meta)
     return model.eval(), meta
 
-
-def select_examples(probs: np.ndarray, labels: np.ndarray, n: int,
-                    n_wrong: int | None = None) -> np.ndarray:
-    """Indices of ``n`` test images, ``n_wrong`` of them misclassified (default: half).
-
-    Right ones are the most confident, wrong ones the most confidently wrong: the clearest
-    cases to explain. Deterministic for given predictions.
-    """
-    n_wrong = n // 2 if n_wrong is None else n_wrong
-    pred, conf = probs.argmax(1), probs.max(1)
-    right = np.flatnonzero(pred == labels)
-    wrong = np.flatnonzero(pred != labels)
-    wrong = wrong[np.argsort(-conf[wrong])][:n_wrong]
-    right = right[np.argsort(-conf[right])][:n - len(wrong)]
-    return np.concatenate([right, wrong])

@@ -100,13 +100,9 @@ def test_random_crop_flip_returns_windows_of_the_padded_batch():
     assert torch.equal(torch_train.random_crop_flip(x, pad, padding=0).abs().sum(), x.sum())
 
 
-def test_confusion_matrix_and_per_class_accuracy():
+def test_accuracy_of_argmax_predictions():
     probs = np.eye(3)[[0, 1, 1, 2, 0]]
-    labels = np.array([0, 1, 2, 2, 1])
-    cm = torch_train.confusion_matrix(probs, labels, 3)
-    assert cm.tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
-    np.testing.assert_allclose(torch_train.per_class_accuracy(cm), [1.0, 0.5, 0.5])
-    assert torch_train.accuracy(probs, labels) == pytest.approx(0.6)
+    assert torch_train.accuracy(probs, np.array([0, 1, 2, 2, 1])) == pytest.approx(0.6)
 
 
 def _toy_data(n: int = 60, seed: int = 0) -> CifarImages:
@@ -186,9 +182,3 @@ def test_load_or_train_caches_and_reuses(empty_data, monkeypatch):
         torch_train.load_or_train(dataclasses.replace(profile, cifar_epochs=2),
                                   torch.device("cpu"), data=data)
 
-
-def test_select_examples_mixes_confident_right_and_wrong():
-    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.45, 0.55]])
-    labels = np.array([0, 0, 0, 1, 0])  # right: 0, 1, 3; wrong: 2 (0.8), 4 (0.55)
-    assert torch_train.select_examples(probs, labels, 4).tolist() == [0, 3, 2, 4]
-    assert torch_train.select_examples(probs, labels, 3, n_wrong=1).tolist() == [0, 3, 2]

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers.keras_models import all_layers
+
 Target = int | Sequence[int] | np.ndarray | None
 DEFAULT_BATCH_SIZE = 32  # interpolated images per forward/backward in integrated_gradients
 
@@ -83,7 +85,7 @@ def layers_by_resolution(model: keras.Model) -> dict[tuple[int, int], str]:
     """
     skip = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
     found: dict[tuple[int, int], str] = {}
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if _rank(layer) == 4 and not isinstance(layer, skip):
             found[tuple(int(v) for v in layer.output.shape[1:3])] = layer.name
     return dict(sorted(found.items(), key=lambda item: item[0][0] * item[0][1]))
@@ -257,17 +259,8 @@ def _layer_path(model: keras.Model, name: str) -> list | None:
     return None
 
 
-def _all_layers(model: keras.Model) -> list:
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if isinstance(layer, keras.Model):
-            found.extend(_all_layers(layer))
-    return found
-
-
 def _unknown_layer_message(model: keras.Model, name: object, shown: int = 8) -> str:
-    layers = _all_layers(model)
+    layers = all_layers(model)
     close = difflib.get_close_matches(str(name), [lyr.name for lyr in layers], n=5)
     conv = [lyr.name for lyr in layers
             if _rank(lyr) == 4 and not isinstance(lyr, keras.layers.InputLayer)]

@@ -108,18 +108,18 @@ def set_backbone_trainable(model: keras.Model, trainable: bool,
     base = model.get_layer("backbone")
     base.trainable = trainable
     if trainable and not train_batchnorm:
-        for layer in _walk(base):
+        for layer in all_layers(base):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
 
 
-def _walk(model: keras.Model) -> list[keras.layers.Layer]:
-    """Every layer of ``model``, nested models included (depth first)."""
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of ``model``, nested models included (each before its own layers)."""
     found = []
     for layer in model.layers:
         found.append(layer)
         if isinstance(layer, keras.Model):
-            found.extend(_walk(layer))
+            found.extend(all_layers(layer))
     return found
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from helpers.keras_models import all_layers
 from helpers.sanity import METRICS_CHANNELS_LAST as METRICS
 from helpers.sanity import Scores, score_cascades
 
@@ -69,7 +70,7 @@ def weight_layers(model: keras.Model) -> list[str]:
 
     Each nested model is listed before its own layers: naming it randomizes all of them.
     """
-    return [layer.name for layer in _all_layers(model) if layer.weights]
+    return [layer.name for layer in all_layers(model) if layer.weights]
 
 
 def default_cascade(model: keras.Model, n_layers: int = 4, backbone: str = "backbone"
@@ -195,19 +196,11 @@ def _has_kernel(layer: keras.layers.Layer) -> bool:
     return not isinstance(layer, NORMALIZATION) and any(len(v.shape) >= 2 for v in layer.weights)
 
 
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """Every layer, nested models included (each before its own layers), from the input up."""
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if isinstance(layer, keras.Model):
-            found.extend(_all_layers(layer))
-    return found
 
 
 def _leaves(model: keras.Model) -> list[keras.layers.Layer]:
     """Every layer that is not itself a model, nested models included, from the input up."""
-    return [layer for layer in _all_layers(model) if not isinstance(layer, keras.Model)]
+    return [layer for layer in all_layers(model) if not isinstance(layer, keras.Model)]
 
 
 def _leaves_of(layer: keras.layers.Layer) -> list[keras.layers.Layer]:

@@ -75,7 +75,8 @@ def test_trainable_flag_and_batchnorm():
     assert frozen.get_layer("backbone").trainable is False
     assert [w.path.split("/")[-1] for w in frozen.trainable_weights] == ["kernel", "bias"]
     scratch = km.build_classifier("mobilenet", 3, weights=None, input_size=SIZE, trainable=True)
-    bns = [lyr for lyr in km.all_layers(scratch) if isinstance(lyr, keras.layers.BatchNormalization)]
+    bns = [lyr for lyr in km.all_layers(scratch)
+           if isinstance(lyr, keras.layers.BatchNormalization)]
     assert bns and all(bn.trainable for bn in bns)  # random weights: BatchNorm trains too
     km.set_backbone_trainable(scratch, True)  # fine-tuning: BatchNorm stays frozen
     assert scratch.get_layer("backbone").trainable and not any(bn.trainable for bn in bns)

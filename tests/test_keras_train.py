@@ -174,16 +174,3 @@ def test_real_flowers_splits_follow_the_profile():
         assert len(labels) == data.infos[split].num_examples == n
         assert np.bincount(labels, minlength=102).min() == n // 102  # class-balanced
     assert "2040 of the 6149" in data.infos["test"].note
-
-
-def test_keras_track_modules_do_not_import_torch():
-    """Notebooks 13-15 import these; TensorFlow before torchvision can crash a process."""
-    import subprocess
-    import sys
-
-    code = ("import sys; import helpers.keras_train, helpers.perturb, helpers.tables, "
-            "helpers.checks, helpers.plots, helpers.metrics, helpers.keras_explain; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]

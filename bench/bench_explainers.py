@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import torch_explain as te
-from helpers.torch_explain._occlusion import window_starts
-from helpers.torch_models import resnet18_cifar
+from helpers.torch import explain as te
+from helpers.torch.explain import window_starts
+from helpers.torch.models import resnet18_cifar
 
 
 def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

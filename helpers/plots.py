@@ -1,4 +1,7 @@
-"""Matplotlib figures shared by both tracks (framework-neutral: they take numpy arrays)."""
+"""Matplotlib figures shared by both tracks (framework-neutral: they take numpy arrays).
+
+Lessons: every notebook (first used in ``00_entorno_y_datos.ipynb``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from helpers.core.maps import as_heatmaps
 
 
 def to_display(image) -> np.ndarray:
@@ -75,13 +80,13 @@ def grouped_bars(values: dict[str, Sequence[float]], labels: Sequence[str], titl
     return fig
 
 
-def history_figure(history: Sequence[dict], title: str):
-    """Training loss and validation accuracy per epoch."""
-    epochs = [h["epoch"] for h in history]
+def history_figure(history: dict[str, Sequence[float]], title: str):
+    """Training loss and validation accuracy per epoch (``TrainResult.history``)."""
+    epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(epochs, [h["train_loss"] for h in history], "o-")
+    left.plot(epochs, history["loss"], "o-")
     left.set(xlabel="época", ylabel="pérdida (entrenamiento)", title="Pérdida")
-    right.plot(epochs, [h["val_accuracy"] for h in history], "o-", color="tab:green")
+    right.plot(epochs, history["val_accuracy"], "o-", color="tab:green")
     right.set(xlabel="época", ylabel="exactitud (validación)", title="Exactitud", ylim=(0, 1))
     for ax in (left, right):
         ax.set_xticks(epochs)
@@ -123,8 +128,8 @@ def maps_grid(images: Sequence, maps: dict[str, Sequence], row_titles: Sequence[
         axes[i, 0].set_ylabel(row_titles[i] if row_titles else "", fontsize=8)
         for j, name in enumerate(names, start=1):
             ax, m = axes[i, j], np.asarray(maps[name][i])
-            if m.ndim == 3:  # channel attributions: |a| summed over channels for display
-                m = np.abs(m).sum(0)
+            if m.ndim == 3:  # channel attributions [C,H,W]: |a| summed over channels
+                m = as_heatmaps(m[None])[0]
             scaled = scale_map(m)
             if scaled is None:
                 ax.imshow(image, alpha=0.3)
@@ -187,8 +192,9 @@ def robustness_figure(rows: Sequence[dict], perturbations: dict, title: str,
                       ylabel: str = "exactitud"):
     """Accuracy against severity, one panel per perturbation, one line per model.
 
-    ``rows`` as returned by :func:`helpers.perturb.robustness`; ``perturbations`` maps each
-    name to an object with ``title`` and ``unit`` (e.g. :data:`helpers.perturb.PERTURBATIONS`).
+    ``rows`` as returned by :func:`helpers.keras.perturb.robustness`; ``perturbations`` maps
+    each name to an object with ``title`` and ``unit`` (e.g.
+    :data:`helpers.keras.perturb.PERTURBATIONS`).
     Severity 0 is the clean accuracy.
     """
     models = list(dict.fromkeys(r["model"] for r in rows))

@@ -1,4 +1,8 @@
-"""Result tables as Markdown, so a notebook shows them with ``display(Markdown(...))``."""
+"""Result tables as Markdown, so a notebook shows them with ``display(Markdown(...))``.
+
+Lessons: ``07_comparativa.ipynb``, ``13_entrenamiento_y_comparacion.ipynb`` to
+``15_analisis_de_errores_y_reflexion.ipynb``.
+"""
 
 from __future__ import annotations
 

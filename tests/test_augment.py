@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import augment
+from helpers.keras import augment
 
 N, S, K = 8, 64, 8
 
@@ -190,7 +190,7 @@ def test_albumentations_map_restores_static_shape_and_is_seeded(batch):
 
 def test_albumentations_is_imported_without_torch():
     """In a fresh process (here torch is already imported by conftest): no torch import."""
-    code = ("import sys; from helpers.augment import albumentations_transform; "
+    code = ("import sys; from helpers.keras.augment import albumentations_transform; "
             "albumentations_transform(32); assert 'albumentations' in sys.modules; "
             "print('torch' in sys.modules)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import checks
+from helpers.checks import augment, explain, training
 
 
 @pytest.fixture(autouse=True)
@@ -49,26 +50,26 @@ def _cam(alpha_from="mean", relu=True):
 
 
 def test_grad_cam_check_names_the_mistake(capsys):
-    assert checks.check_grad_cam_formula("e", _cam())
-    assert not checks.check_grad_cam_formula("e", _cam(relu=False))
-    assert not checks.check_grad_cam_formula("e", _cam(alpha_from="sum"))
+    assert explain.check_grad_cam_formula("e", _cam())
+    assert not explain.check_grad_cam_formula("e", _cam(relu=False))
+    assert not explain.check_grad_cam_formula("e", _cam(alpha_from="sum"))
     out = capsys.readouterr().out
     assert "falta la ReLU" in out and "suma de los gradientes" in out
 
 
 def test_guided_relu_check_names_the_mistake(capsys):
-    assert checks.check_guided_relu_rule("e", lambda z, g: g.clamp(min=0) * (z > 0))
-    assert not checks.check_guided_relu_rule("e", lambda z, g: g * (z > 0))
-    assert not checks.check_guided_relu_rule("e", lambda z, g: g.clamp(min=0))
+    assert explain.check_guided_relu_rule("e", lambda z, g: g.clamp(min=0) * (z > 0))
+    assert not explain.check_guided_relu_rule("e", lambda z, g: g * (z > 0))
+    assert not explain.check_guided_relu_rule("e", lambda z, g: g.clamp(min=0))
     out = capsys.readouterr().out
     assert "gradiente normal" in out and "deconvnet" in out
 
 
 def test_ig_linear_check_names_the_mistake(capsys):
-    assert checks.check_ig_linear("e", lambda w, x, b: (x - b) * w)
-    assert not checks.check_ig_linear("e", lambda w, x, b: w)
-    assert not checks.check_ig_linear("e", lambda w, x, b: x * w)
-    assert not checks.check_ig_linear("e", lambda w, x, b: torch.zeros(3))
+    assert explain.check_ig_linear("e", lambda w, x, b: (x - b) * w)
+    assert not explain.check_ig_linear("e", lambda w, x, b: w)
+    assert not explain.check_ig_linear("e", lambda w, x, b: x * w)
+    assert not explain.check_ig_linear("e", lambda w, x, b: torch.zeros(3))
     out = capsys.readouterr().out
     assert "falta el factor" in out and "en vez de por (x - x')" in out and "forma" in out
 
@@ -77,9 +78,9 @@ def test_cutmix_weight_check_rejects_the_unadjusted_lambda(capsys):
     def right(lam, y0, y1, x0, x1, h, w):
         return (y1 - y0) * (x1 - x0) / (h * w)
 
-    assert checks.check_cutmix_weight("e", right)
-    assert not checks.check_cutmix_weight("e", lambda lam, *box: 1 - lam)
-    assert not checks.check_cutmix_weight("e", lambda lam, *box: lam)
+    assert augment.check_cutmix_weight("e", right)
+    assert not augment.check_cutmix_weight("e", lambda lam, *box: 1 - lam)
+    assert not augment.check_cutmix_weight("e", lambda lam, *box: lam)
     out = capsys.readouterr().out
     assert "recalcularse" in out and "imagen original" in out
 
@@ -87,11 +88,11 @@ def test_cutmix_weight_check_rejects_the_unadjusted_lambda(capsys):
 def test_best_epoch_check_names_the_mistake(capsys):
     import numpy as np
 
-    assert checks.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])) + 1)
-    assert not checks.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])))
-    assert not checks.check_best_epoch("e", lambda h: int(np.argmin(h["val_loss"])) + 1)
-    assert not checks.check_best_epoch("e", lambda h: len(h["val_accuracy"]))
-    assert not checks.check_best_epoch("e", lambda h: "tres")
+    assert training.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])) + 1)
+    assert not training.check_best_epoch("e", lambda h: int(np.argmax(h["val_accuracy"])))
+    assert not training.check_best_epoch("e", lambda h: int(np.argmin(h["val_loss"])) + 1)
+    assert not training.check_best_epoch("e", lambda h: len(h["val_accuracy"]))
+    assert not training.check_best_epoch("e", lambda h: "tres")
     out = capsys.readouterr().out
     assert "empezando en 0" in out and "val_loss" in out and "última época" in out
     assert "se esperaba un entero" in out
@@ -100,10 +101,10 @@ def test_best_epoch_check_names_the_mistake(capsys):
 def test_brightness_check_names_the_mistake(capsys):
     import numpy as np
 
-    assert checks.check_brightness("e", lambda x, d: np.clip(x + 255 * d, 0, 255))
-    assert not checks.check_brightness("e", lambda x, d: x + 255 * d)
-    assert not checks.check_brightness("e", lambda x, d: np.clip(x + d, 0, 255))
-    assert not checks.check_brightness("e", lambda x, d: np.clip(x * (1 + d), 0, 255))
+    assert augment.check_brightness("e", lambda x, d: np.clip(x + 255 * d, 0, 255))
+    assert not augment.check_brightness("e", lambda x, d: x + 255 * d)
+    assert not augment.check_brightness("e", lambda x, d: np.clip(x + d, 0, 255))
+    assert not augment.check_brightness("e", lambda x, d: np.clip(x * (1 + d), 0, 255))
     out = capsys.readouterr().out
     assert "faltan los límites" in out and "delta * 255" in out and "multiplicativo" in out
 
@@ -111,13 +112,34 @@ def test_brightness_check_names_the_mistake(capsys):
 def test_model_choice_check_rejects_choosing_on_test(capsys):
     val = {"baseline": 0.6, "augment": 0.7, "mixup": 0.5}
     test = {"baseline": 0.66, "augment": 0.62, "mixup": 0.5}
-    assert checks.check_model_choice("e", "augment", val, test)
-    assert not checks.check_model_choice("e", "baseline", val, test)
-    assert not checks.check_model_choice("e", "mixup", val, test)
-    assert not checks.check_model_choice("e", "dropout", val, test)
-    assert not checks.check_model_choice("e", None, val, test)
+    assert training.check_model_choice("e", "augment", val, test)
+    assert not training.check_model_choice("e", "baseline", val, test)
+    assert not training.check_model_choice("e", "mixup", val, test)
+    assert not training.check_model_choice("e", "dropout", val, test)
+    assert not training.check_model_choice("e", None, val, test)
     out = capsys.readouterr().out
     assert "PRUEBA" in out and "no es una de las variantes" in out
+
+
+def test_model_choice_accepts_any_variant_tied_on_validation():
+    val = {"baseline": 0.7, "augment": 0.7, "mixup": 0.5}
+    test = {"baseline": 0.6, "augment": 0.65, "mixup": 0.7}
+    assert training.check_model_choice("e", "baseline", val, test)
+    assert training.check_model_choice("e", "augment", val, test)
+    assert not training.check_model_choice("e", "mixup", val, test)
+
+
+def test_most_insensitive_check_uses_the_last_step_and_accepts_ties(capsys):
+    scores = {"Saliency": [("fc", 0.9), ("layer4", 0.2)],
+              "Grad-CAM": [("fc", 0.5), ("layer4", 0.4)],
+              "IG": [("fc", 0.3), ("layer4", 0.4)]}
+    assert training.check_most_insensitive("e", "Grad-CAM", scores)
+    assert training.check_most_insensitive("e", "IG", scores)
+    assert not training.check_most_insensitive("e", "Saliency", scores)
+    assert not training.check_most_insensitive("e", "LIME", scores)
+    assert not training.check_most_insensitive("e", None, scores)
+    out = capsys.readouterr().out
+    assert "PRIMERA capa" in out and "no es uno de los métodos" in out
 
 
 def test_channels_last_grad_cam_check_names_the_mistake(capsys):
@@ -129,10 +151,10 @@ def test_channels_last_grad_cam_check_names_the_mistake(capsys):
             return np.maximum(m, 0) if relu else m
         return f
 
-    assert checks.check_grad_cam_channels_last("e", cam())
-    assert not checks.check_grad_cam_channels_last("e", cam(relu=False))
-    assert not checks.check_grad_cam_channels_last("e", cam(axis=-1))
-    assert not checks.check_grad_cam_channels_last(
+    assert explain.check_grad_cam_channels_last("e", cam())
+    assert not explain.check_grad_cam_channels_last("e", cam(relu=False))
+    assert not explain.check_grad_cam_channels_last("e", cam(axis=-1))
+    assert not explain.check_grad_cam_channels_last(
         "e", lambda a, g: np.maximum((a * g.sum(axis=(0, 1))).sum(-1), 0))
     out = capsys.readouterr().out
     assert "falta la ReLU" in out and "sobre los canales" in out and "suma de los gradientes" in out
@@ -141,9 +163,9 @@ def test_channels_last_grad_cam_check_names_the_mistake(capsys):
 def test_per_class_accuracy_check_names_the_mistake(capsys):
     import numpy as np
 
-    assert checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(1))
-    assert not checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(0))
-    assert not checks.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum())
+    assert training.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(1))
+    assert not training.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(0))
+    assert not training.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum())
     out = capsys.readouterr().out
     assert "COLUMNA" in out and "total de imágenes" in out
 
@@ -152,10 +174,10 @@ def test_most_confused_check_names_the_mistake(capsys):
     import numpy as np
 
     cm = np.array([[9, 1, 0], [4, 6, 0], [0, 2, 8]])
-    assert checks.check_most_confused("e", (1, 0), cm)
-    assert not checks.check_most_confused("e", (0, 0), cm)
-    assert not checks.check_most_confused("e", (0, 1), cm)
-    assert not checks.check_most_confused("e", (2, 1), cm)
-    assert not checks.check_most_confused("e", (5, 1), cm)
+    assert training.check_most_confused("e", (1, 0), cm)
+    assert not training.check_most_confused("e", (0, 0), cm)
+    assert not training.check_most_confused("e", (0, 1), cm)
+    assert not training.check_most_confused("e", (2, 1), cm)
+    assert not training.check_most_confused("e", (5, 1), cm)
     out = capsys.readouterr().out
     assert "diagonal" in out and "al revés" in out and "4" in out and "índices entre 0 y 2" in out

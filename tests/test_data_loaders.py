@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import normalization as norm
-from helpers.data import DataNotFoundError, _resolve, load_cifar10, load_flowers102
+from helpers.data import DataNotFoundError, load_cifar10, load_flowers102, resolve
 from helpers.data import cifar10 as cifar_module
+from helpers.torch import normalization as norm
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_cifar_local_npz_subset_normalized_and_balanced(data):
 
 def test_cifar_download_path_is_taken_when_nothing_is_local(data, monkeypatch):
     fake = np.zeros((10, 32, 32, 3), np.uint8), np.arange(10)
-    monkeypatch.setattr(_resolve, "reachable", lambda url, timeout=None: True)
+    monkeypatch.setattr(resolve, "reachable", lambda url, timeout=None: True)
     calls = []
 
     def fake_torchvision(root, download):
@@ -61,7 +61,7 @@ def test_cifar_download_path_is_taken_when_nothing_is_local(data, monkeypatch):
 
 
 def test_cifar_missing_everywhere_gives_a_clear_error(data, monkeypatch):
-    monkeypatch.setattr(_resolve, "reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(resolve, "reachable", lambda url, timeout=None: False)
     with pytest.raises(DataNotFoundError) as err:
         load_cifar10()
     msg = str(err.value)
@@ -108,7 +108,7 @@ def test_flowers_local_npz_like_tfds(data):
 def test_flowers_unknown_split_and_missing_data(data, monkeypatch):
     with pytest.raises(ValueError, match="validation"):
         load_flowers102("valid")
-    monkeypatch.setattr(_resolve, "reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(resolve, "reachable", lambda url, timeout=None: False)
     with pytest.raises(DataNotFoundError, match=r"flowers102_val\.npz"):
         load_flowers102("validation")
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers.data import DataNotFoundError, _resolve, balanced_subset, fetch_weights, weights
+from helpers.data import DataNotFoundError, balanced_subset, fetch_weights, resolve, weights
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_local_copy_is_used_without_network(dirs, monkeypatch):
     local = data / "weights" / "resnet20-12fca82f.th"
     local.parent.mkdir()
     local.write_bytes(b"x")
-    monkeypatch.setattr(_resolve.urllib.request, "urlopen", _no_network)
+    monkeypatch.setattr(resolve.urllib.request, "urlopen", _no_network)
     assert fetch_weights("resnet20_cifar10") == local
 
 
@@ -51,7 +51,7 @@ def test_framework_cache_is_a_local_copy_too(dirs, tmp_path, monkeypatch):
     cached = tmp_path / "keras" / "models" / "efficientnetb0_notop.h5"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
-    monkeypatch.setattr(_resolve.urllib.request, "urlopen", _no_network)
+    monkeypatch.setattr(resolve.urllib.request, "urlopen", _no_network)
     assert fetch_weights("efficientnet_b0_imagenet") == cached
 
 
@@ -63,7 +63,7 @@ def _mock_server(monkeypatch, payload: bytes):
         calls.append((url, timeout))
         return _FakeResponse(payload)
 
-    monkeypatch.setattr(_resolve.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(resolve.urllib.request, "urlopen", urlopen)
     return calls
 
 
@@ -83,7 +83,7 @@ def test_download_when_no_local_copy(dirs, monkeypatch):
 def test_download_goes_to_cache_when_data_dir_is_read_only(dirs, monkeypatch):
     data, cache = dirs
     if os.geteuid() == 0:  # root ignores permissions: simulate a read-only directory
-        monkeypatch.setattr(_resolve.os, "access", lambda p, mode: False)
+        monkeypatch.setattr(resolve.os, "access", lambda p, mode: False)
     else:
         data.chmod(0o555)
     _mock_server(monkeypatch, b"abc")
@@ -104,7 +104,7 @@ def test_checksum_mismatch_is_an_error_and_leaves_no_file(dirs, monkeypatch):
 
 
 def test_clear_error_lists_every_place_and_the_fix(dirs, monkeypatch):
-    monkeypatch.setattr(_resolve, "reachable", lambda url, timeout=0: False)
+    monkeypatch.setattr(resolve, "reachable", lambda url, timeout=0: False)
     with pytest.raises(DataNotFoundError) as err:
         fetch_weights("mobilenet_025_imagenet")
     message = str(err.value)
@@ -146,7 +146,7 @@ def silent_server():
 
 
 def test_stalled_network_fails_within_the_time_bound(dirs, monkeypatch, silent_server):
-    monkeypatch.setattr(_resolve, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(resolve, "CONNECT_TIMEOUT_S", 1.0)
     monkeypatch.setitem(weights.WEIGHTS, "w", weights.WeightFile("w.bin", silent_server, "torch"))
     start = time.monotonic()
     with pytest.raises(DataNotFoundError, match="no connection"):
@@ -156,7 +156,7 @@ def test_stalled_network_fails_within_the_time_bound(dirs, monkeypatch, silent_s
 
 def test_default_connect_timeout_keeps_the_error_under_30_s():
     # one reachability probe plus at most one stalled read, each bounded by the timeout
-    assert 2 * _resolve.CONNECT_TIMEOUT_S < 30
+    assert 2 * resolve.CONNECT_TIMEOUT_S < 30
 
 
 @pytest.mark.parametrize("n", [1, 7, 10, 25, 40])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import keras_explain as ke
-from helpers import keras_models as km
+from helpers.keras import explain as ke
+from helpers.keras import models as km
 
 S, K = 16, 3
 L = keras.layers
@@ -279,17 +279,6 @@ def test_ig_chunks_and_batch_do_not_change_the_result(models, images):
     assert whole.shape == images.shape and whole.dtype == np.float32
     np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(single, whole, rtol=1e-4, atol=1e-6)
-
-
-def test_quadrature_rules():
-    for method in ("gausslegendre", "trapezoid"):
-        a, w = ke.quadrature(method, 7)
-        assert np.isclose(w.sum(), 1) and a.min() >= 0 and a.max() <= 1
-        assert np.isclose((w * a**3).sum(), 1 / 4, atol=0.01)  # integral of a^3
-    a, w = ke.quadrature("gausslegendre", 3)
-    assert np.isclose((w * a**5).sum(), 1 / 6, rtol=1e-5)  # exact up to degree 5
-    with pytest.raises(ValueError):
-        ke.quadrature("riemann", 5)
 
 
 def test_layers_by_resolution_deepest_first_without_padding_layers():

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import keras_explain as ke
-from helpers import keras_models as km
-from helpers import keras_sanity as ks
-from helpers.metrics import ssim
-from helpers.sanity import METRICS_CHANNELS_LAST
+from helpers.core.similarity import ssim
+from helpers.keras import explain as ke
+from helpers.keras import models as km
+from helpers.keras import sanity as ks
+from helpers.keras.sanity import METRICS as METRICS_CHANNELS_LAST
 
 S, K = 16, 4
 L = keras.layers
@@ -18,7 +18,7 @@ CASCADE = ["logits", "conv3", "conv2", "bn1", "conv1"]  # top first, all the wei
 def tiny_classifier(seed: int = 0) -> keras.Model:
     """``image -> Preprocess -> backbone (nested: conv1, bn1, conv2, conv3) -> pool -> logits``.
 
-    Built like :func:`helpers.keras_models.build_classifier` (no 1x1 stride-2 convolution:
+    Built like :func:`helpers.keras.models.build_classifier` (no 1x1 stride-2 convolution:
     its filter gradient crashes under oneDNN, TF 2.21).
     """
     keras.utils.set_random_seed(seed)
@@ -34,7 +34,17 @@ def tiny_classifier(seed: int = 0) -> keras.Model:
     images = keras.Input((S, S, 3), name="image")
     x = backbone(km.Preprocess("mobilenet", name="preprocess")(images))
     x = L.Dropout(0.2, name="dropout")(L.GlobalAveragePooling2D(name="pool")(x))
-    return keras.Model(images, L.Dense(K, name="logits")(x), name="tiny_classifier")
+    model = keras.Model(images, L.Dense(K, name="logits")(x), name="tiny_classifier")
+    for var in model.weights:  # "trained" biases, so a reset to their zero init shows
+        if var.name == "bias":
+            var.assign(np.full(var.shape, 0.5, np.float32))
+    return model
+
+
+def glorot_std(shape: tuple[int, ...]) -> float:
+    """Std of Keras' default GlorotUniform: sqrt(2 / (fan_in + fan_out)), Keras' fans."""
+    receptive = int(np.prod(shape[:-2]))
+    return (2 / (receptive * (shape[-2] + shape[-1]))) ** 0.5
 
 
 def weights_of(model: keras.Model) -> dict[str, np.ndarray]:
@@ -79,11 +89,13 @@ def test_cascade_randomizes_a_copy_cumulatively_and_leaves_the_model_untouched(i
     final = steps[-1][1]
     for var, expected in [("gamma", 1), ("beta", 0), ("moving_mean", 0), ("moving_variance", 1)]:
         np.testing.assert_array_equal(final[f"bn1/{var}"], np.full(8, expected))
-    # kernels ~ N(0, 1/fan_in): Dense 8 inputs, conv 3x3x8 = 72 inputs; biases ~ N(0, 0.1^2)
-    assert final["logits/kernel"].std() == pytest.approx(8**-0.5, rel=0.3)
-    assert final["conv3/kernel"].std() == pytest.approx(72**-0.5, rel=0.1)
-    assert final["conv1/kernel"].std() == pytest.approx(27**-0.5, rel=0.15)
-    assert 0.03 < final["conv3/bias"].std() < 0.3
+    # each layer from its own initializers: GlorotUniform kernels, zero biases
+    for name, rel in [("logits", 0.35), ("conv3", 0.1), ("conv2", 0.1), ("conv1", 0.15)]:
+        kernel = final[f"{name}/kernel"]
+        assert kernel.std() == pytest.approx(glorot_std(kernel.shape), rel=rel), name
+        limit = (3 ** 0.5) * glorot_std(kernel.shape)  # uniform on [-limit, limit]
+        assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.8 * limit, name
+        np.testing.assert_array_equal(final[f"{name}/bias"], 0.0)
 
 
 def test_seeded_and_deterministic(images):
@@ -159,13 +171,13 @@ def test_cached_grad_cam_of_the_copy_follows_its_new_weights(images):
 def test_unknown_or_weightless_layer_is_rejected_at_once(images):
     model = tiny_classifier()
     calls = []
-    with pytest.raises(ValueError, match=r"unknown layers \['logit'\].*'logits'") as err:
+    with pytest.raises(ValueError, match=r"unknown layer 'logit'. Did you mean 'logits'") as err:
         ks.cascading_randomization(model, ["logits", "logit"], lambda m, x: calls.append(m),
                                    images)
     assert "conv3" in str(err.value)  # the candidates are listed
-    with pytest.raises(ValueError, match=r"without weights.*\['pool'\]"):
+    with pytest.raises(ValueError, match=r"'pool' has no weights.*logits, conv3"):
         ks.cascading_randomization(model, ["pool"], lambda m, x: calls.append(m), images)
-    with pytest.raises(ValueError, match="unknown layers"):
+    with pytest.raises(ValueError, match="unknown layer 'nope'"):
         ks.randomization_scores(model, ["nope"], {"x": lambda m, x: calls.append(m)}, images)
     assert calls == []
 
@@ -208,8 +220,9 @@ def test_default_cascade_on_a_course_classifier(mobilenet):
                                ke.grad_cam(mobilenet, x, layer="conv_pw_13_relu"), rtol=1e-4)
     pw, dw = (steps[-1][1][1][lyr] for lyr in ("conv_pw_13", "conv_dw_13"))
     assert pw.shape[:2] == (1, 1) and dw.shape[-1] == 1
-    assert pw.std() == pytest.approx(pw.shape[2] ** -0.5, rel=0.05)  # 1x1 conv: fan-in = C_in
-    assert dw.std() == pytest.approx(9**-0.5, rel=0.15)  # depthwise 3x3: fan-in 9, not 9 x C_in
+    # re-drawn from their own GlorotUniform initializers (Keras' fans: depthwise [3,3,C,1])
+    assert pw.std() == pytest.approx(glorot_std(pw.shape), rel=0.05)
+    assert dw.std() == pytest.approx(glorot_std(dw.shape), rel=0.15)
     after = weights_of(mobilenet)
     for path, value in before.items():
         np.testing.assert_array_equal(after[path], value)

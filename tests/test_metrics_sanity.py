@@ -5,12 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.metrics import spearman
-from helpers.torch_explain import saliency
-from helpers.torch_sanity import (
+from helpers.core.similarity import spearman
+from helpers.torch.explain import saliency
+from helpers.torch.sanity import (
     cascading_randomization,
     randomization_metrics,
     randomization_scores,
+    reinitialize,
 )
 
 
@@ -58,8 +59,35 @@ def test_weight_independent_map_scores_one_and_saliency_does_not():
 
 
 def test_unknown_layer_is_rejected():
-    with pytest.raises(ValueError, match="unknown layers"):
+    with pytest.raises(ValueError, match=r"unknown layer 'fc'\. Valid names: 0, 1, 2"):
         next(cascading_randomization(_small_net(), ["fc"], lambda m, x: x, torch.zeros(1, 3, 8, 8)))
+
+
+def test_reinitialize_draws_each_layer_from_its_own_initialization():
+    net = nn.Sequential(nn.Conv2d(16, 32, 3), nn.BatchNorm2d(32), nn.Linear(64, 10))
+    with torch.no_grad():  # "trained" values, so the reset shows
+        for p in net.parameters():
+            p.fill_(5.0)
+        net[1].running_mean.fill_(3.0)
+        net[1].running_var.fill_(7.0)
+    state = torch.random.get_rng_state()
+    reinitialize(net, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
+    conv, linear = net[0].weight, net[2].weight
+    for weight, fan_in in ((conv, 16 * 9), (linear, 64)):  # torch default: U(+-1/sqrt(fan_in))
+        bound = fan_in**-0.5
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound
+        assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.1)
+    assert net[0].bias.abs().max() <= (16 * 9) ** -0.5
+    bn = net[1]
+    assert torch.equal(bn.weight, torch.ones(32)) and torch.equal(bn.bias, torch.zeros(32))
+    assert torch.equal(bn.running_mean, torch.zeros(32))
+    assert torch.equal(bn.running_var, torch.ones(32))
+    again = nn.Sequential(nn.Conv2d(16, 32, 3), nn.BatchNorm2d(32), nn.Linear(64, 10))
+    reinitialize(again, seed=1)
+    assert torch.equal(again[0].weight, conv)  # same seed, same draw
+    reinitialize(again, seed=2)
+    assert not torch.equal(again[0].weight, conv)
 
 
 def test_ssim_metric_keeps_the_return_type_and_one_cascade_serves_both_metrics():

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from helpers import keras_models as km
-from helpers import perturb as pt
+from helpers.keras import models as km
+from helpers.keras import perturb
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +15,9 @@ def images():
     return np.random.default_rng(0).uniform(0, 255, (3, 20, 24, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", list(pt.PERTURBATIONS))
+@pytest.mark.parametrize("name", list(perturb.PERTURBATIONS))
 def test_every_perturbation_keeps_shape_range_and_is_reproducible(name, images):
-    p = pt.PERTURBATIONS[name]
+    p = perturb.PERTURBATIONS[name]
     np.testing.assert_allclose(p.apply(images, 0.0, seed=1).numpy(), images, atol=1e-4)
     strongest = p.severities[-1]
     out = p.apply(images, strongest, seed=3).numpy()
@@ -30,43 +30,43 @@ def test_every_perturbation_keeps_shape_range_and_is_reproducible(name, images):
 
 def test_gaussian_noise_has_the_requested_spread_and_depends_on_the_seed():
     gray = np.full((2, 64, 64, 3), 128, np.float32)
-    out = pt.gaussian_noise(gray, 10.0, seed=0).numpy()
+    out = perturb.gaussian_noise(gray, 10.0, seed=0).numpy()
     assert np.std(out - gray) == pytest.approx(10.0, rel=0.03)
     assert abs(np.mean(out - gray)) < 0.3
-    assert not np.array_equal(out, pt.gaussian_noise(gray, 10.0, seed=1).numpy())
-    seeded = pt.gaussian_noise(gray, 10.0, seed=tf.constant([0, 0], tf.int64)).numpy()
+    assert not np.array_equal(out, perturb.gaussian_noise(gray, 10.0, seed=1).numpy())
+    seeded = perturb.gaussian_noise(gray, 10.0, seed=tf.constant([0, 0], tf.int64)).numpy()
     np.testing.assert_array_equal(out, seeded)  # int seed s == [s, 0]
 
 
 def test_blur_matches_scipy_with_mirrored_borders(images):
     for sigma in (1.0, 2.0):
-        got = pt.gaussian_blur(images, sigma).numpy()
+        got = perturb.gaussian_blur(images, sigma).numpy()
         want = np.stack([gaussian_filter(im, (sigma, sigma, 0), mode="mirror", truncate=3.0)
                          for im in images])
         np.testing.assert_allclose(got, want, atol=1e-3)
     flat = np.full((1, 9, 9, 3), 77.0, np.float32)
-    np.testing.assert_allclose(pt.gaussian_blur(flat, 1.5).numpy(), flat, atol=1e-4)
+    np.testing.assert_allclose(perturb.gaussian_blur(flat, 1.5).numpy(), flat, atol=1e-4)
 
 
 def test_brightness_adds_a_fraction_of_the_range_and_clips(images):
-    out = pt.brightness(images, 0.2).numpy()
+    out = perturb.brightness(images, 0.2).numpy()
     np.testing.assert_allclose(out, np.clip(images + 51.0, 0, 255), atol=1e-4)
-    assert pt.brightness(images, -1.0).numpy().max() == 0
+    assert perturb.brightness(images, -1.0).numpy().max() == 0
 
 
 def test_rotation_by_right_angles_is_exact():
     x = np.random.default_rng(1).uniform(0, 255, (2, 9, 9, 3)).astype(np.float32)
-    np.testing.assert_allclose(pt.rotation(x, 90).numpy(), np.rot90(x, 1, axes=(1, 2)),
+    np.testing.assert_allclose(perturb.rotation(x, 90).numpy(), np.rot90(x, 1, axes=(1, 2)),
                                atol=1e-3)
-    np.testing.assert_allclose(pt.rotation(x, -90).numpy(), np.rot90(x, -1, axes=(1, 2)),
+    np.testing.assert_allclose(perturb.rotation(x, -90).numpy(), np.rot90(x, -1, axes=(1, 2)),
                                atol=1e-3)
-    np.testing.assert_allclose(pt.rotation(x, 180).numpy(), x[:, ::-1, ::-1], atol=1e-3)
+    np.testing.assert_allclose(perturb.rotation(x, 180).numpy(), x[:, ::-1, ::-1], atol=1e-3)
 
 
 def test_occlusion_paints_one_gray_square_of_the_requested_area():
     x = np.zeros((4, 40, 40, 3), np.float32)
-    out = pt.occlusion(x, 0.25, seed=5).numpy()
-    gray = (out == pt.GRAY).all(axis=-1)
+    out = perturb.occlusion(x, 0.25, seed=5).numpy()
+    gray = (out == perturb.GRAY).all(axis=-1)
     assert (gray.sum(axis=(1, 2)) == 20 * 20).all()  # side sqrt(0.25) * 40
     for mask in gray:  # one axis-aligned square
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
@@ -74,7 +74,7 @@ def test_occlusion_paints_one_gray_square_of_the_requested_area():
         assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
     corners = {tuple(np.argwhere(m)[0]) for m in gray}
     assert len(corners) > 1  # positions differ between images
-    np.testing.assert_array_equal(out, pt.occlusion(x, 0.25, seed=5).numpy())
+    np.testing.assert_array_equal(out, perturb.occlusion(x, 0.25, seed=5).numpy())
 
 
 def tiny_classifiers(n: int = 2, size: int = 32, k: int = 3):
@@ -97,12 +97,12 @@ def test_robustness_equals_a_direct_computation_with_shared_backbones():
     x = rng.uniform(0, 255, (10, size, size, 3)).astype(np.float32)
     y = rng.integers(0, 3, 10)
     ds = tf.data.Dataset.from_tensor_slices((x, np.eye(3, dtype=np.float32)[y])).batch(4)
-    chosen = {"noise": pt.PERTURBATIONS["noise"], "occlusion": pt.PERTURBATIONS["occlusion"]}
+    chosen = {name: perturb.PERTURBATIONS[name] for name in ("noise", "occlusion")}
     named = {f"m{i}": m for i, m in enumerate(models)}
-    rows = pt.robustness(named, ds, chosen, seed=7, progress=False)
-    assert len(rows) == len(models) * len(pt.conditions(chosen))
+    rows = perturb.robustness(named, ds, chosen, seed=7, progress=False)
+    assert len(rows) == len(models) * len(perturb.conditions(chosen))
     assert [r["perturbation"] for r in rows[:3]] == ["none"] * 3 and rows[0]["n"] == 10
-    for name, severity in pt.conditions(chosen):
+    for name, severity in perturb.conditions(chosen):
         for model_name, model in named.items():
             right = 0
             for b, start in enumerate(range(0, 10, 4)):
@@ -110,8 +110,9 @@ def test_robustness_equals_a_direct_computation_with_shared_backbones():
                 if name != "none":
                     xb = chosen[name].apply(xb, severity, seed=tf.constant([7, b], tf.int64))
                 right += int((np.asarray(model(xb)).argmax(1) == y[start:start + 4]).sum())
-            assert pt.accuracy_of(rows, model_name, name, severity) == pytest.approx(right / 10)
-    single = pt.robustness(models[0], ds, chosen, seed=7, progress=False)
+            accuracy = perturb.accuracy_of(rows, model_name, name, severity)
+            assert accuracy == pytest.approx(right / 10)
+    single = perturb.robustness(models[0], ds, chosen, seed=7, progress=False)
     assert [r["accuracy"] for r in single] == [r["accuracy"] for r in rows if r["model"] == "m0"]
 
 
@@ -119,11 +120,11 @@ def test_shared_predictor_runs_one_backbone_for_models_that_share_it():
     a, b = tiny_classifiers(2)
     keras.utils.set_random_seed(9)
     other = km.build_classifier("mobilenet", 3, weights=None, input_size=32)  # own backbone
-    assert pt._share_key(a) == pt._share_key(b) != pt._share_key(other)
+    assert perturb._share_key(a) == perturb._share_key(b) != perturb._share_key(other)
     plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3)])
-    assert pt._share_key(plain) is None
-    predict = pt._shared_predictor({"a": a, "b": b, "other": other, "plain": plain})
+    assert perturb._share_key(plain) is None
+    predict = perturb._shared_predictor({"a": a, "b": b, "other": other, "plain": plain})
     x = tf.random.uniform((2, 32, 32, 3), 0, 255)
     for logits, model in zip(predict(x), [a, b, other, plain], strict=True):
         np.testing.assert_allclose(np.asarray(logits), np.asarray(model(x)), rtol=1e-4,
@@ -134,7 +135,7 @@ def test_mean_drop_and_lookup():
     rows = [{"model": "m", "perturbation": "none", "severity": 0.0, "accuracy": 0.8},
             {"model": "m", "perturbation": "noise", "severity": 10.0, "accuracy": 0.6},
             {"model": "m", "perturbation": "blur", "severity": 1.0, "accuracy": 0.4}]
-    assert pt.mean_drop(rows) == {"m": pytest.approx(0.3)}
-    assert pt.accuracy_of(rows, "m", "blur", 1.0) == 0.4
+    assert perturb.mean_drop(rows) == {"m": pytest.approx(0.3)}
+    assert perturb.accuracy_of(rows, "m", "blur", 1.0) == 0.4
     with pytest.raises(KeyError):
-        pt.accuracy_of(rows, "m", "blur", 2.0)
+        perturb.accuracy_of(rows, "m", "blur", 2.0)

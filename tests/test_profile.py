@@ -38,7 +38,8 @@ def test_profiles_differ_only_in_sizes():
     assert fast.reduced and not full.reduced
     for field in dataclasses.fields(profile.Profile):
         a, b = getattr(fast, field.name), getattr(full, field.name)
-        if field.name != "name":
-            assert isinstance(a, int) and (b is None or isinstance(b, int)), field.name
+        if field.name != "name":  # sizes: ints (never a bool, which is an int in Python)
+            assert type(a) is int and (b is None or type(b) is int), field.name
+            assert a > 0 and (b is None or b > 0), field.name
     assert fast.cifar_train_size < 50_000 and full.cifar_train_size is None
     assert fast.cifar_epochs < full.cifar_epochs

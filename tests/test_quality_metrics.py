@@ -1,6 +1,6 @@
 """Deletion / insertion curves, AUC, reference maps and SSIM, with hand-computed answers.
 
-The numpy core (:mod:`helpers.metrics`) is tested with plain-numpy ``score_fn`` callbacks; the
+The numpy core (:mod:`helpers.core.quality`) is tested with plain-numpy ``score_fn`` callbacks; the
 PyTorch and Keras adapters on tiny models whose probabilities have a closed form.
 """
 
@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from toy_models import PixelLinear
 
-from helpers import metrics as M
-from helpers import torch_metrics as tm
-from helpers.normalization import CIFAR10
-from helpers.torch_explain._integrated_gradients import gaussian_blur as torch_blur
+from helpers.core import filters, similarity
+from helpers.core import quality as Q
+from helpers.torch import metrics as tm
+from helpers.torch.explain import gaussian_blur as torch_blur
+from helpers.torch.normalization import CIFAR10
 
 
 def mean_score(batch, rows):
@@ -31,49 +32,49 @@ MAP = np.array([[[0.1, 0.4], [0.3, 0.2]]])  # order: (0,1)=2, (1,0)=3, (1,1)=4, 
 
 
 def test_deletion_and_insertion_by_hand_on_a_2x2_image():
-    deletion = M.deletion_curve(mean_score, IMG, MAP, steps=4)
-    insertion = M.insertion_curve(mean_score, IMG, MAP, steps=4)
+    deletion = Q.deletion_curve(mean_score, IMG, MAP, steps=4)
+    insertion = Q.insertion_curve(mean_score, IMG, MAP, steps=4)
     # deletion removes 2, then 3, then 4, then 1: means 10/4, 8/4, 5/4, 1/4, 0
     np.testing.assert_allclose(deletion, [[2.5, 2.0, 1.25, 0.25, 0.0]])
     np.testing.assert_allclose(insertion, [[0.0, 0.5, 1.25, 2.25, 2.5]])
     # trapezoids on x = 0, 1/4, ..., 1: (2.25 + 1.625 + 0.75 + 0.125) / 4
-    np.testing.assert_allclose(M.auc(deletion), [1.1875])
-    np.testing.assert_allclose(M.auc(insertion), [1.3125])
+    np.testing.assert_allclose(Q.auc(deletion), [1.1875])
+    np.testing.assert_allclose(Q.auc(insertion), [1.3125])
 
 
 def test_the_baseline_is_what_removed_pixels_become_and_where_insertion_starts():
     base = np.full_like(IMG, 10.0)
-    np.testing.assert_allclose(M.deletion_curve(mean_score, IMG, MAP, steps=4, baseline=base),
+    np.testing.assert_allclose(Q.deletion_curve(mean_score, IMG, MAP, steps=4, baseline=base),
                                [[2.5, 4.5, 6.25, 7.75, 10.0]])  # (1 + 10 + 3 + 4) / 4 = 4.5
-    np.testing.assert_allclose(M.insertion_curve(mean_score, IMG, MAP, steps=4, baseline=10.0),
+    np.testing.assert_allclose(Q.insertion_curve(mean_score, IMG, MAP, steps=4, baseline=10.0),
                                [[10.0, 8.0, 6.25, 4.75, 2.5]])
 
 
 def test_ties_are_broken_in_row_major_order():
     flat = np.zeros((1, 2, 2))
-    np.testing.assert_array_equal(M.pixel_order(flat), [[0, 1, 2, 3]])
-    np.testing.assert_array_equal(M.pixel_order(np.array([[[1.0, 2.0], [2.0, 1.0]]])),
+    np.testing.assert_array_equal(Q.pixel_order(flat), [[0, 1, 2, 3]])
+    np.testing.assert_array_equal(Q.pixel_order(np.array([[[1.0, 2.0], [2.0, 1.0]]])),
                                   [[1, 2, 0, 3]])
     # removes 1, 2, 3, 4 in turn: (9, 7, 4, 0) / 4
-    np.testing.assert_allclose(M.deletion_curve(mean_score, IMG, flat, steps=4),
+    np.testing.assert_allclose(Q.deletion_curve(mean_score, IMG, flat, steps=4),
                                [[2.5, 2.25, 1.75, 1.0, 0.0]])
 
 
 def test_uneven_steps_remove_floor_of_k_pixels_over_steps():
-    np.testing.assert_array_equal(M.step_counts(4, 3), [0, 1, 2, 4])
-    np.testing.assert_array_equal(M.step_counts(10, 4), [0, 2, 5, 7, 10])
-    np.testing.assert_allclose(M.deletion_curve(mean_score, IMG, MAP, steps=3),
+    np.testing.assert_array_equal(Q.step_counts(4, 3), [0, 1, 2, 4])
+    np.testing.assert_array_equal(Q.step_counts(10, 4), [0, 2, 5, 7, 10])
+    np.testing.assert_allclose(Q.deletion_curve(mean_score, IMG, MAP, steps=3),
                                [[2.5, 2.0, 1.25, 0.0]])
 
 
 def test_auc_of_known_curves():
-    np.testing.assert_allclose(M.auc([0.0, 1.0]), 0.5)
-    np.testing.assert_allclose(M.auc([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]), [1.0, 0.25])
-    np.testing.assert_allclose(M.auc(1 - np.linspace(0, 1, 11)), 0.5)  # exact on lines
+    np.testing.assert_allclose(Q.auc([0.0, 1.0]), 0.5)
+    np.testing.assert_allclose(Q.auc([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]), [1.0, 0.25])
+    np.testing.assert_allclose(Q.auc(1 - np.linspace(0, 1, 11)), 0.5)  # exact on lines
     # trapezoids overestimate x^2 by h^2/6: 1/3 + 1/600 with h = 1/10
-    np.testing.assert_allclose(M.auc(np.linspace(0, 1, 11) ** 2), 1 / 3 + 1 / 600)
+    np.testing.assert_allclose(Q.auc(np.linspace(0, 1, 11) ** 2), 1 / 3 + 1 / 600)
     with pytest.raises(ValueError, match="2 points"):
-        M.auc([1.0])
+        Q.auc([1.0])
 
 
 def region_model():
@@ -92,20 +93,20 @@ def test_true_importance_beats_random_beats_inverted_with_exact_areas():
     x = np.ones((1, 1, 8, 8))
     perfect = region[None].astype(float)
     inverted = 1.0 - perfect
-    rand = M.random_map((1, 8, 8), seed=0)
-    dele = {name: M.deletion_curve(score, x, m, steps=8)
+    rand = Q.random_map((1, 8, 8), seed=0)
+    dele = {name: Q.deletion_curve(score, x, m, steps=8)
             for name, m in [("perfect", perfect), ("random", rand), ("inverted", inverted)]}
-    ins = {name: M.insertion_curve(score, x, m, steps=8)
+    ins = {name: Q.insertion_curve(score, x, m, steps=8)
            for name, m in [("perfect", perfect), ("random", rand), ("inverted", inverted)]}
     # 8 pixels per step; the 16 region pixels go in steps 1-2 (perfect) or 7-8 (inverted)
     np.testing.assert_allclose(dele["perfect"][0], [1, 0.5, 0, 0, 0, 0, 0, 0, 0])
     np.testing.assert_allclose(dele["inverted"][0], [1, 1, 1, 1, 1, 1, 1, 0.5, 0])
-    np.testing.assert_allclose(M.auc(dele["perfect"]), [0.125])
-    np.testing.assert_allclose(M.auc(dele["inverted"]), [0.875])
-    np.testing.assert_allclose(M.auc(ins["perfect"]), [0.875])
-    np.testing.assert_allclose(M.auc(ins["inverted"]), [0.125])
-    a_del = {k: M.auc(v)[0] for k, v in dele.items()}
-    a_ins = {k: M.auc(v)[0] for k, v in ins.items()}
+    np.testing.assert_allclose(Q.auc(dele["perfect"]), [0.125])
+    np.testing.assert_allclose(Q.auc(dele["inverted"]), [0.875])
+    np.testing.assert_allclose(Q.auc(ins["perfect"]), [0.875])
+    np.testing.assert_allclose(Q.auc(ins["inverted"]), [0.125])
+    a_del = {k: Q.auc(v)[0] for k, v in dele.items()}
+    a_ins = {k: Q.auc(v)[0] for k, v in ins.items()}
     assert a_del["perfect"] < a_del["random"] < a_del["inverted"]
     assert a_ins["perfect"] > a_ins["random"] > a_ins["inverted"]
 
@@ -119,11 +120,11 @@ def test_perfect_map_of_a_linear_model_is_pointwise_best():
     def score(batch, rows):
         return (w[None, :, :, None] * batch).sum(axis=(1, 2, 3))
 
-    perfect = M.deletion_curve(score, x, contrib, steps=9)
-    inverted = M.deletion_curve(score, x, -contrib, steps=9)
-    rand = M.deletion_curve(score, x, M.random_map((4, 6, 6), seed=3), steps=9)
+    perfect = Q.deletion_curve(score, x, contrib, steps=9)
+    inverted = Q.deletion_curve(score, x, -contrib, steps=9)
+    rand = Q.deletion_curve(score, x, Q.random_map((4, 6, 6), seed=3), steps=9)
     assert (perfect <= rand + 1e-12).all() and (rand <= inverted + 1e-12).all()
-    assert (M.auc(perfect) < M.auc(rand)).all() and (M.auc(rand) < M.auc(inverted)).all()
+    assert (Q.auc(perfect) < Q.auc(rand)).all() and (Q.auc(rand) < Q.auc(inverted)).all()
     np.testing.assert_allclose(perfect[:, 0], contrib.sum(axis=(1, 2)))
     np.testing.assert_allclose(perfect[:, -1], 0.0, atol=1e-12)
 
@@ -158,10 +159,10 @@ def test_batched_equals_per_image_and_naive_loops():
         sizes.append(len(batch))
         return 1 / (1 + np.exp(-(weights[rows] * batch).sum(axis=(1, 2, 3))))
 
-    batched = M.deletion_curve(score, x, heat, steps=steps, baseline=base, batch_size=4)
+    batched = Q.deletion_curve(score, x, heat, steps=steps, baseline=base, batch_size=4)
     assert sizes == [4, 4, 4, 4, 2]  # 3 x 6 = 18 images in chunks of 4
     single = np.concatenate([
-        M.deletion_curve(lambda b, r, i=i: score(b, np.full(len(b), i)), x[i:i + 1],
+        Q.deletion_curve(lambda b, r, i=i: score(b, np.full(len(b), i)), x[i:i + 1],
                          heat[i:i + 1], steps=steps, baseline=base[i:i + 1], batch_size=1)
         for i in range(n)])
     np.testing.assert_allclose(batched, single)
@@ -169,7 +170,7 @@ def test_batched_equals_per_image_and_naive_loops():
         naive = naive_deletion(lambda img, i=i: score(img[None], np.array([i]))[0], x[i],
                                heat[i], steps, base[i])
         np.testing.assert_allclose(batched[i], naive)
-    insertion = M.insertion_curve(score, x, heat, steps=steps, baseline=base, batch_size=7)
+    insertion = Q.insertion_curve(score, x, heat, steps=steps, baseline=base, batch_size=7)
     np.testing.assert_allclose(insertion[:, 0], score(base, np.arange(n)))
     np.testing.assert_allclose(insertion[:, -1], score(x, np.arange(n)))
 
@@ -179,45 +180,45 @@ def test_layouts_agree_and_ambiguous_shapes_need_the_flag():
     x_first = rng.random((2, 3, 4, 5))
     heat = rng.random((2, 4, 5))
     x_last = x_first.transpose(0, 2, 3, 1)
-    first = M.deletion_curve(mean_score, x_first, heat, steps=4)
-    last = M.deletion_curve(mean_score, x_last, heat, steps=4)
+    first = Q.deletion_curve(mean_score, x_first, heat, steps=4)
+    last = Q.deletion_curve(mean_score, x_last, heat, steps=4)
     np.testing.assert_allclose(first, last)
-    np.testing.assert_allclose(M.deletion_curve(mean_score, x_last, heat[0], steps=4)[0],
+    np.testing.assert_allclose(Q.deletion_curve(mean_score, x_last, heat[0], steps=4)[0],
                                last[0])  # one [H,W] map for every image
     cube = rng.random((1, 3, 3, 3))
     with pytest.raises(ValueError, match="channels_last"):
-        M.deletion_curve(mean_score, cube, rng.random((1, 3, 3)))
-    a = M.deletion_curve(mean_score, cube, rng.random((1, 3, 3)), channels_last=True, steps=3)
+        Q.deletion_curve(mean_score, cube, rng.random((1, 3, 3)))
+    a = Q.deletion_curve(mean_score, cube, rng.random((1, 3, 3)), channels_last=True, steps=3)
     assert a.shape == (1, 4)
     with pytest.raises(ValueError, match="do not match"):
-        M.deletion_curve(mean_score, x_first, heat, channels_last=True)
+        Q.deletion_curve(mean_score, x_first, heat, channels_last=True)
 
 
 def test_invalid_inputs_are_rejected():
     with pytest.raises(ValueError, match="steps"):
-        M.deletion_curve(mean_score, IMG, MAP, steps=5)  # more steps than pixels
+        Q.deletion_curve(mean_score, IMG, MAP, steps=5)  # more steps than pixels
     with pytest.raises(ValueError, match="NaN"):
-        M.deletion_curve(mean_score, IMG, np.full((1, 2, 2), np.nan), steps=2)
+        Q.deletion_curve(mean_score, IMG, np.full((1, 2, 2), np.nan), steps=2)
     with pytest.raises(ValueError, match="one score per image"):
-        M.deletion_curve(lambda b, r: np.zeros(1), IMG, MAP, steps=2, batch_size=3)
+        Q.deletion_curve(lambda b, r: np.zeros(1), IMG, MAP, steps=2, batch_size=3)
     with pytest.raises(ValueError, match="broadcast"):
-        M.deletion_curve(mean_score, IMG, MAP, steps=2, baseline=np.zeros((2, 2, 2, 2)))
+        Q.deletion_curve(mean_score, IMG, MAP, steps=2, baseline=np.zeros((2, 2, 2, 2)))
 
 
 # --- reference maps and blur -------------------------------------------------------------------
 
 
 def test_reference_maps():
-    np.testing.assert_array_equal(M.random_map((2, 3, 4), seed=5), M.random_map((2, 3, 4), 5))
-    assert not np.array_equal(M.random_map((2, 3, 4), seed=5), M.random_map((2, 3, 4), seed=6))
-    g = M.centered_gaussian_map(5, 7, sigma=2.0)
+    np.testing.assert_array_equal(Q.random_map((2, 3, 4), seed=5), Q.random_map((2, 3, 4), 5))
+    assert not np.array_equal(Q.random_map((2, 3, 4), seed=5), Q.random_map((2, 3, 4), seed=6))
+    g = Q.centered_gaussian_map(5, 7, sigma=2.0)
     assert g.shape == (5, 7) and g[2, 3] == 1.0 and np.unravel_index(g.argmax(), g.shape) == (2, 3)
     np.testing.assert_allclose(g[2, 5], math.exp(-0.5))  # 2 pixels = one sigma away
     np.testing.assert_allclose(g, g[::-1, ::-1])
     # even sizes: the peak is between the four central pixels, which tie
-    g4 = M.centered_gaussian_map(4, 4)
+    g4 = Q.centered_gaussian_map(4, 4)
     np.testing.assert_allclose(g4[1:3, 1:3], g4[1, 1])
-    np.testing.assert_array_equal(M.pixel_order(g4[None])[0, :4], [5, 6, 9, 10])
+    np.testing.assert_array_equal(Q.pixel_order(g4[None])[0, :4], [5, 6, 9, 10])
 
 
 def test_numpy_blur_matches_the_torch_blur():
@@ -225,10 +226,10 @@ def test_numpy_blur_matches_the_torch_blur():
         x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
         s = max(shape[2:]) / 8 if sigma is None else sigma
         expected = torch_blur(x, s).numpy()
-        np.testing.assert_allclose(M.gaussian_blur(x.numpy(), sigma, channels_last=False),
+        np.testing.assert_allclose(filters.gaussian_blur(x.numpy(), sigma, channels_last=False),
                                    expected, atol=1e-6)
         np.testing.assert_allclose(
-            M.gaussian_blur(x.numpy().transpose(0, 2, 3, 1), sigma).transpose(0, 3, 1, 2),
+            filters.gaussian_blur(x.numpy().transpose(0, 2, 3, 1), sigma).transpose(0, 3, 1, 2),
             expected, atol=1e-6)
 
 
@@ -237,28 +238,28 @@ def test_numpy_blur_matches_the_torch_blur():
 
 def test_ssim_identity_invariances_and_inversion():
     a = np.random.default_rng(4).random((3, 16, 16))
-    np.testing.assert_allclose(M.ssim(a, a), 1.0)
-    np.testing.assert_allclose(M.ssim(a, 3 * a + 2), 1.0)  # each map is scaled to [0, 1]
-    np.testing.assert_allclose(M.ssim(a, -a), 1.0)  # magnitudes by default
-    inverted = M.ssim(a, 1 - a, absolute=False)
+    np.testing.assert_allclose(similarity.ssim(a, a), 1.0)
+    np.testing.assert_allclose(similarity.ssim(a, 3 * a + 2), 1.0)  # each map is scaled to [0, 1]
+    np.testing.assert_allclose(similarity.ssim(a, -a), 1.0)  # magnitudes by default
+    inverted = similarity.ssim(a, 1 - a, absolute=False)
     assert (inverted < -0.9).all()
 
 
 def test_ssim_of_unrelated_random_maps_is_near_zero():
     rng = np.random.default_rng(5)
-    s = M.ssim(rng.random((8, 64, 64)), rng.random((8, 64, 64)))
+    s = similarity.ssim(rng.random((8, 64, 64)), rng.random((8, 64, 64)))
     assert abs(s.mean()) < 0.02 and np.abs(s).max() < 0.1
 
 
 def test_ssim_of_constant_maps_is_defined():
     flat, dense = np.full((1, 16, 16), 3.0), np.random.default_rng(6).random((1, 16, 16))
-    np.testing.assert_array_equal(M.ssim(flat, np.zeros((1, 16, 16))), [1.0])
-    assert 0 <= M.ssim(flat, dense)[0] < 0.01
+    np.testing.assert_array_equal(similarity.ssim(flat, np.zeros((1, 16, 16))), [1.0])
+    assert 0 <= similarity.ssim(flat, dense)[0] < 0.01
     sparse = np.zeros((1, 32, 32))
     sparse[0, 12:20, 12:20] = 1.0  # 1/16 of the map: the empty rest matches the constant map
-    assert 0.5 < M.ssim(np.ones((1, 32, 32)), sparse)[0] < 0.95
+    assert 0.5 < similarity.ssim(np.ones((1, 32, 32)), sparse)[0] < 0.95
     with pytest.raises(ValueError, match="N,H,W"):
-        M.ssim(np.ones((1, 3, 8, 8)), np.ones((1, 3, 8, 8)))
+        similarity.ssim(np.ones((1, 3, 8, 8)), np.ones((1, 3, 8, 8)))
 
 
 def test_ssim_map_matches_the_formula_with_an_explicit_window():
@@ -273,7 +274,7 @@ def test_ssim_map_matches_the_formula_with_an_explicit_window():
     c1, c2 = 0.01**2, 0.03**2
     expected = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
                 / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)))
-    np.testing.assert_allclose(M.ssim_map(a, b)[0, 7, 8], expected)
+    np.testing.assert_allclose(similarity.ssim_map(a, b)[0, 7, 8], expected)
 
 
 # --- PyTorch adapter ---------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_torch_deletion_insertion_endpoints_and_baselines():
         np.testing.assert_allclose(res.deletion[:, -1], p0(ref.expand_as(x)), rtol=1e-5)
         np.testing.assert_allclose(res.insertion[:, 0], p0(ref.expand_as(x)), rtol=1e-5)
         np.testing.assert_allclose(res.insertion[:, -1], p0(x), rtol=1e-5)
-        np.testing.assert_allclose(res.deletion_auc, M.auc(res.deletion))
+        np.testing.assert_allclose(res.deletion_auc, Q.auc(res.deletion))
         np.testing.assert_allclose(res.fractions, np.linspace(0, 1, 9))
     with pytest.raises(ValueError, match="baseline"):
         tm.deletion_insertion(model, x, heat, baseline="white")
@@ -357,7 +358,7 @@ def test_torch_true_contributions_beat_random_beat_inverted():
     ref = CIFAR10.constant(x, 0.0)
     contrib = (torch.as_tensor(w, dtype=torch.float32) * (x - ref)).sum(1)  # logit shares
     out = {name: tm.deletion_insertion(model, x, m, target=0, steps=16, baseline="black")
-           for name, m in [("perfect", contrib), ("random", M.random_map((3, 8, 8), seed=0)),
+           for name, m in [("perfect", contrib), ("random", Q.random_map((3, 8, 8), seed=0)),
                            ("inverted", -contrib)]}
     assert (out["perfect"].deletion_auc < out["random"].deletion_auc).all()
     assert (out["random"].deletion_auc < out["inverted"].deletion_auc).all()
@@ -388,7 +389,7 @@ def test_torch_adapter_leaves_model_and_input_untouched_and_uses_the_prediction(
 @pytest.fixture(scope="module")
 def keras_setup():
     keras = pytest.importorskip("keras")
-    from helpers import keras_metrics as km
+    from helpers.keras import metrics as km
 
     rng = np.random.default_rng(10)
     w = rng.normal(size=(4, 4, 2)) * 0.01  # logits [w . x, 0] on raw pixels
@@ -412,20 +413,20 @@ def test_keras_probability_fn_and_curves(keras_setup):
                                fn(images)[[2, 1]], rtol=1e-6)
     contrib = (w * images).sum(axis=-1)  # black baseline: x - 0
     refs = {"black": np.zeros_like(images), "gray": np.full_like(images, 127.5),
-            "blur": M.gaussian_blur(images)}
+            "blur": filters.gaussian_blur(images)}
     for name, ref in refs.items():
         res = km.deletion_insertion(model, images, contrib, target=0, steps=4, baseline=name)
         np.testing.assert_allclose(res.deletion[:, 0], p0(images), rtol=1e-5)
         np.testing.assert_allclose(res.deletion[:, -1], p0(ref), rtol=1e-5)
         np.testing.assert_allclose(res.insertion[:, 0], p0(ref), rtol=1e-5)
         # the adapter equals the numpy core fed the exact probability
-        core = M.deletion_insertion(lambda b, r: p0(b), images, contrib, steps=4, baseline=ref)
+        core = Q.deletion_insertion(lambda b, r: p0(b), images, contrib, steps=4, baseline=ref)
         np.testing.assert_allclose(res.deletion, core.deletion, rtol=1e-4)
         np.testing.assert_allclose(res.insertion, core.insertion, rtol=1e-4)
     perfect = km.deletion_insertion(model, images, contrib, target=0, steps=8, baseline="black")
     inverted = km.deletion_insertion(model, images, -contrib, target=0, steps=8,
                                      baseline="black")
-    rand = km.deletion_insertion(model, images, M.random_map((3, 4, 4), seed=1), target=0,
+    rand = km.deletion_insertion(model, images, Q.random_map((3, 4, 4), seed=1), target=0,
                                  steps=8, baseline="black")
     assert (perfect.deletion_auc < rand.deletion_auc).all()
     assert (rand.deletion_auc < inverted.deletion_auc).all()

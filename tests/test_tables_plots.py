@@ -61,3 +61,13 @@ def test_per_class_figure_names_the_worst_classes():
     assert [t.get_text() for t in worst.get_yticklabels()] == ["b", "d"]
     assert hist.get_xlabel() and hist.get_ylabel() and worst.get_xlabel()
     assert sum(p.get_height() for p in hist.patches) == len(values)
+
+
+def test_history_figure_plots_the_shared_train_result_history():
+    history = {"loss": [2.0, 1.5, 1.2], "val_accuracy": [0.3, 0.5, 0.45]}
+    fig = plots.history_figure(history, "historia")
+    left, right = fig.axes
+    np.testing.assert_array_equal(left.lines[0].get_ydata(), history["loss"])
+    np.testing.assert_array_equal(right.lines[0].get_ydata(), history["val_accuracy"])
+    assert list(right.lines[0].get_xdata()) == [1, 2, 3]
+    plt.close(fig)

@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.modules import module as module_globals
 from toy_models import SmallConvNet, cifar_resnet18, random_images
 
-from helpers import torch_explain as te
-from helpers.torch_models import resnet18_cifar
+from helpers.torch import explain as te
+from helpers.torch.models import resnet18_cifar
 
 METHODS = ["saliency", "grad_cam", "guided_backprop", "guided_grad_cam", "occlusion",
            "integrated_gradients", "smoothgrad"]

@@ -17,7 +17,7 @@ from toy_models import (
     random_images,
 )
 
-from helpers import torch_explain as te
+from helpers.torch import explain as te
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning"),
               pytest.mark.filterwarnings("ignore:Input Tensor 0 did not:UserWarning")]

@@ -7,14 +7,10 @@ import torch
 from captum.attr import IntegratedGradients
 from toy_models import BasicModel2, PixelLinear, cifar_resnet18, random_images
 
-from helpers import torch_explain as te
-from helpers.normalization import CIFAR10
-from helpers.torch_explain._core import pick
-from helpers.torch_explain._integrated_gradients import (
-    gaussian_blur,
-    make_baseline,
-    quadrature,
-)
+from helpers.torch import explain as te
+from helpers.torch.explain import gaussian_blur, make_reference
+from helpers.torch.explain.base import pick
+from helpers.torch.normalization import CIFAR10
 
 
 def pair(a: float, b: float) -> torch.Tensor:
@@ -37,20 +33,6 @@ def test_basic_model2_nonzero_baseline_by_hand():
                                         baseline=pair(1.0, 0.0), steps=8, return_gap=True)
     torch.testing.assert_close(attr.flatten(), torch.tensor([2.0, -1.0]))
     torch.testing.assert_close(gap, torch.zeros(1), atol=1e-6, rtol=0)
-
-
-def test_quadrature_rules():
-    like = torch.zeros(1, dtype=torch.float64)
-    for method, steps in (("gausslegendre", 7), ("trapezoid", 7)):
-        alphas, weights = quadrature(method, steps, like)
-        assert alphas.min() >= 0 and alphas.max() <= 1
-        torch.testing.assert_close(weights.sum(), like.new_tensor(1.0))
-        torch.testing.assert_close((weights * alphas ** 3).sum(), like.new_tensor(0.25),
-                                   atol=0 if method == "gausslegendre" else 0.02, rtol=1e-12)
-    with pytest.raises(ValueError, match="method must be"):
-        quadrature("simpson", 10, like)
-    with pytest.raises(ValueError, match="method must be"):
-        quadrature("trapezoid", 1, like)
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +110,12 @@ def test_other_baselines(linear):
     assert blurred.std(dim=(2, 3)).lt(x.std(dim=(2, 3))).all()
     flat = torch.full((1, 3, 8, 8), 0.7)
     torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)  # constant stays constant
-    noise = make_baseline("noise", x, CIFAR10, seed=3)
+    noise = make_reference("noise", x, CIFAR10, seed=3)
     torch.testing.assert_close(ig("noise", seed=3), w * (x - noise))
     pixels = CIFAR10.denormalize(noise)
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5 and pixels.std() > 0.2
-    assert torch.equal(noise, make_baseline("noise", x, CIFAR10, seed=3))
-    assert not torch.allclose(noise, make_baseline("noise", x, CIFAR10, seed=4))
+    assert torch.equal(noise, make_reference("noise", x, CIFAR10, seed=3))
+    assert not torch.allclose(noise, make_reference("noise", x, CIFAR10, seed=4))
     with pytest.raises(ValueError, match="baseline must be"):
         ig("white")
     with pytest.raises(ValueError, match="broadcast"):

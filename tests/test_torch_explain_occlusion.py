@@ -8,9 +8,9 @@ from captum.attr import Occlusion
 from torch import nn
 from toy_models import PixelLinear, cifar_resnet18, ln3_pixels, random_images
 
-from helpers import torch_explain as te
-from helpers.normalization import CIFAR10, IMAGENET
-from helpers.torch_explain._occlusion import window_starts
+from helpers.torch import explain as te
+from helpers.torch.explain import window_starts
+from helpers.torch.normalization import CIFAR10, IMAGENET
 
 
 @pytest.mark.parametrize(("size", "patch", "stride", "starts"), [

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from toy_models import ConvGapLinear, PixelLinear, SmallConvNet, random_images
 
-from helpers import torch_explain as te
-from helpers.normalization import CIFAR10
+from helpers.torch import explain as te
+from helpers.torch.normalization import CIFAR10
 
 
 class NoiseRecorder(nn.Module):

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from helpers import normalization as norm
-from helpers import torch_train
-from helpers.data import _resolve
+from helpers.data import resolve
 from helpers.data.cifar10 import Cifar10, CifarImages
 from helpers.profile import FAST
-from helpers.torch_models import ResNetCifar, resnet18_cifar, resnet20_cifar
+from helpers.torch import normalization as norm
+from helpers.torch import train as torch_train
+from helpers.torch.models import ResNetCifar, resnet18_cifar, resnet20_cifar
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def empty_data(tmp_path, monkeypatch):
     monkeypatch.setenv("XAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(_resolve, "reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(resolve, "reachable", lambda url, timeout=None: False)
     return tmp_path / "data"
 
 
@@ -129,9 +129,10 @@ def test_train_keeps_the_best_epoch_and_ends_in_eval_mode():
     config = torch_train.TrainConfig(epochs=3, batch_size=16, max_lr=0.5)
     result = torch_train.train(model, _toy_data(), _toy_data(20, seed=1), config,
                                torch.device("cpu"))
-    assert [h["epoch"] for h in result.history] == [1, 2, 3]
-    best = max(h["val_accuracy"] for h in result.history)
-    assert result.best_val_accuracy == best and best > 0.9
+    assert result.epochs_run == 3 and len(result.history["loss"]) == 3
+    best = max(result.history["val_accuracy"])
+    assert result.val_accuracy == best and best > 0.9
+    assert result.best_epoch == result.history["val_accuracy"].index(best) + 1
     device = torch.device("cpu")
     assert torch_train.accuracy(*torch_train.predict(model, _toy_data(20, seed=1), device)) == best
     assert not model.training and model.xai_trained
@@ -149,7 +150,7 @@ def test_train_restores_the_weights_of_the_best_epoch(monkeypatch):
     monkeypatch.setattr(torch_train, "accuracy", lambda probs, labels: next(scores))
     config = torch_train.TrainConfig(epochs=3, batch_size=16, max_lr=0.5)
     result = torch_train.train(model, _toy_data(), _toy_data(8), config, torch.device("cpu"))
-    assert result.best_epoch == 2 and result.best_val_accuracy == 0.9
+    assert result.best_epoch == 2 and result.val_accuracy == 0.9
     for key, value in model.state_dict().items():
         assert torch.equal(value, states[1][key]), key
     assert not torch.equal(states[1]["fc.weight"], states[2]["fc.weight"])

@@ -130,7 +130,7 @@ def cifar_resnet18(seed: int = 0) -> nn.Module:
     ``xai_trained`` is set to True to keep the untrained-model warning out of the way (it has
     its own test).
     """
-    from helpers.torch_models import resnet18_cifar
+    from helpers.torch.models import resnet18_cifar
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -141,7 +141,7 @@ def cifar_resnet18(seed: int = 0) -> nn.Module:
 
 def random_images(n: int, size: int = 32, seed: int = 0) -> Tensor:
     """A batch [n,3,size,size] of random CIFAR-normalized images (uniform pixels)."""
-    from helpers.normalization import CIFAR10
+    from helpers.torch.normalization import CIFAR10
 
     gen = torch.Generator().manual_seed(seed)
     return CIFAR10.normalize(torch.rand(n, 3, size, size, generator=gen))

@@ -3,13 +3,14 @@
 Every loader looks for a local copy in ``$XAI_DATA_DIR`` (default ``<repo>/data``), then tries
 the real download, then raises :class:`DataNotFoundError` saying where it looked and what to do.
 Framework code is imported lazily: ``helpers.data`` itself imports neither torch nor TensorFlow.
+Lesson: ``00_entorno_y_datos.ipynb``.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from helpers.data._resolve import (
+from helpers.data.resolve import (
     DataNotFoundError,
     balanced_subset,
     cache_dir,

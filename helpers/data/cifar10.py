@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from helpers import normalization as norm
-from helpers.data._resolve import balanced_subset, data_dir, download_dir, not_found, try_download
+from helpers.data.resolve import balanced_subset, data_dir, download_dir, not_found, try_download
 from helpers.data.sources import CIFAR_TV_FOLDER, cifar_npz, cifar_torchvision_roots
+from helpers.torch import normalization as norm
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -68,7 +68,7 @@ def load_cifar10(n_train: int | None = None, n_test: int | None = None, seed: in
     ``cifar10/cifar10_train_full_jpeg.npz``) or torchvision's ``cifar-10-batches-py``; else
     downloads with torchvision; else raises :class:`~helpers.data.DataNotFoundError`.
     Batches are normalized with the CIFAR-10 channel statistics
-    (:data:`helpers.normalization.CIFAR10`).
+    (:data:`helpers.torch.normalization.CIFAR10`).
     """
     arrays, source, note = _read_arrays(full_train=n_train is None or n_train > 10_000)
     x_train, y_train, x_test, y_test = arrays

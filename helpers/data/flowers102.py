@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.data._resolve import balanced_subset, data_dir, download_dir, not_found, try_download
+from helpers.data.resolve import balanced_subset, data_dir, download_dir, not_found, try_download
 from helpers.data.sources import TFDS_NAME, flowers_npz, tfds_dirs
 
 SPLITS = {"train": "train", "validation": "val", "test": "test_subset"}

@@ -1,11 +1,14 @@
-"""Where each dataset's local copy would be found, checked without importing a framework."""
+"""Where each dataset's local copy would be found, checked without importing a framework.
+
+Lesson: ``00_entorno_y_datos.ipynb``.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from helpers.data._resolve import cache_dir, data_dir
+from helpers.data.resolve import cache_dir, data_dir
 
 CIFAR_TV_FOLDER = "cifar-10-batches-py"
 TFDS_NAME = "oxford_flowers102"

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.data._resolve import (
+from helpers.data.resolve import (
     data_dir,
     download,
     download_dir,

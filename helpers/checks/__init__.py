@@ -1,0 +1,136 @@
+"""Checks for the notebooks' exercises: clear feedback in Spanish, not a bare assertion trace.
+
+Each check prints what is right or wrong and a hint. With ``$XAI_STRICT_CHECKS=1`` (set by
+``make test``) a failed check also raises :class:`ExerciseError`, so CI notices a broken solution.
+This module holds the generic checks; the specific ones are grouped by theme:
+:mod:`~helpers.checks.explain` (02-07, 14), :mod:`~helpers.checks.augment` (11-13) and
+:mod:`~helpers.checks.training` (01, 07, 13, 15). Lesson: ``00_entorno_y_datos.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+STRICT_ENV = "XAI_STRICT_CHECKS"
+
+
+class ExerciseError(AssertionError):
+    """A check failed while ``$XAI_STRICT_CHECKS`` is set."""
+
+
+class Verdict:
+    """Truthy when the check passed; shows nothing as a cell's last value (the print suffices)."""
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = ok
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") -> Verdict:
+    """Print the verdict of one exercise; return whether it passed."""
+    if ok:
+        print(f"✅ {exercise}: {success}")
+        return Verdict(True)
+    print(f"❌ {exercise}: {problem}" + (f"\n   Pista: {hint}" if hint else ""))
+    if os.environ.get(STRICT_ENV) == "1":
+        raise ExerciseError(f"{exercise}: {problem}")
+    return Verdict(False)
+
+
+def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
+                rtol: float = 1e-5, atol: float = 1e-8) -> Verdict:
+    """Compare a number, array or exact value with the expected one."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.", hint)
+    if numeric_like(answer) and numeric_like(expected):
+        a, e = np.asarray(answer), np.asarray(expected)
+        if a.shape != e.shape:
+            return report(exercise, False, "", f"la forma es {a.shape}, se esperaba {e.shape}.",
+                          hint)
+        ok = bool(np.allclose(a, e, rtol=rtol, atol=atol))
+    else:
+        try:
+            ok = bool(answer == expected)
+        except ValueError:  # element-wise comparison of arrays
+            ok = bool(np.array_equal(np.asarray(answer), np.asarray(expected)))
+    shown = _show(answer)
+    return report(exercise, ok, f"correcto ({shown}).", f"tu respuesta es {shown}, que no es la "
+                  "esperada.", hint)
+
+
+def _show(value: Any) -> str:
+    """A short text for an answer: small arrays in full, large ones by shape."""
+    if not numeric_like(value):
+        return repr(value)
+    arr = np.asarray(value)
+    if arr.size > 8:
+        return f"array de forma {arr.shape}"
+    return np.array2string(arr, precision=4)
+
+
+def numeric_like(value: Any) -> bool:
+    """Whether ``value`` is a number or an array of numbers."""
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
+
+
+def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]],
+                   hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> Verdict:
+    """Call ``func(*args)`` on each case and compare with its expected result."""
+    for i, (args, expected) in enumerate(cases, start=1):
+        try:
+            got = func(*args)
+        except NotImplementedError:
+            return report(exercise, False, "", "la función aún no está implementada.", hint)
+        except Exception as err:  # the student sees the error, briefly
+            return report(exercise, False, "", f"la función falla en el caso {i}: "
+                          f"{type(err).__name__}: {err}", hint)
+        got, want = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+        if got.shape != want.shape:
+            return report(exercise, False, "", f"caso {i}: forma {got.shape}, se esperaba "
+                          f"{want.shape}.", hint)
+        if not np.allclose(got, want, rtol=rtol, atol=atol):
+            err = float(np.max(np.abs(got - want)))
+            return report(exercise, False, "", f"caso {i}: el resultado difiere (error máximo "
+                          f"{err:.3g}).", hint)
+    n = len(cases)
+    return report(exercise, True, f"correcto en {n} caso{'s' if n != 1 else ''} de prueba.", "")
+
+
+def diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],
+              hint: str) -> Verdict:
+    """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any."""
+    got = np.asarray(got, dtype=float)
+    if got.shape != expected.shape:
+        return report(exercise, False, "", f"la forma es {got.shape}, se esperaba "
+                      f"{expected.shape}.", hint)
+    if np.allclose(got, expected, rtol=1e-4, atol=1e-6):
+        return report(exercise, True, "correcto.", "")
+    for mistake, wrong in mistakes.items():
+        if np.allclose(got, wrong, rtol=1e-4, atol=1e-6):
+            return report(exercise, False, "", mistake, hint)
+    return report(exercise, False, "", "el resultado no coincide con la fórmula.", hint)
+
+
+def call(exercise: str, func: Callable, *args: Any) -> tuple[bool, Any]:
+    try:
+        return True, func(*args)
+    except NotImplementedError:
+        report(exercise, False, "", "la función aún no está implementada.")
+    except Exception as err:  # the student sees the error, briefly
+        report(exercise, False, "", f"la función falla: {type(err).__name__}: {err}")
+    return False, None

@@ -1,0 +1,131 @@
+"""Exercise checks of training, model choice and error analysis.
+
+Lessons: ``07_comparativa.ipynb``, ``13_entrenamiento_y_comparacion.ipynb`` and
+``15_analisis_de_errores_y_reflexion.ipynb``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from helpers.checks import Verdict, call, diagnose, report
+
+
+def check_best_epoch(exercise: str, func: Callable) -> Verdict:
+    """``func(history)`` must give the 1-based epoch of the first highest ``val_accuracy``."""
+    history = {"val_accuracy": [0.2, 0.5, 0.7, 0.6, 0.7, 0.65],
+               "val_loss": [3.0, 2.0, 1.5, 1.6, 1.4, 1.45]}
+    ok, got = call(exercise, func, history)
+    if not ok:
+        return Verdict(False)
+    try:
+        value = int(got)
+    except (TypeError, ValueError):
+        return report(exercise, False, "", f"se esperaba un entero, no {got!r}.")
+    mistakes = {2: "es el índice empezando en 0: las épocas se cuentan desde 1.",
+                5: "es la última época con el máximo (o la de menor val_loss): con empate "
+                   "EarlyStopping se queda con la primera, y aquí se vigila val_accuracy.",
+                6: "es la última época entrenada, no la mejor."}
+    hint = "np.argmax(historia['val_accuracy']) da la primera posición del máximo; suma 1."
+    if value in mistakes:
+        return report(exercise, False, "", f"{value} {mistakes[value]}", hint)
+    return report(exercise, value == 3, "correcto (época 3 en el historial de prueba).",
+                  f"{value} no es la época con mayor val_accuracy.", hint)
+
+
+def check_model_choice(exercise: str, answer: Any, val_accuracy: dict[str, float],
+                       test_accuracy: dict[str, float]) -> Verdict:
+    """The variant chosen must have the highest validation accuracy (any of them on a tie)."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    if not isinstance(answer, str) or answer not in val_accuracy:
+        return report(exercise, False, "", f"{answer!r} no es una de las variantes: "
+                      f"{', '.join(map(repr, val_accuracy))}.")
+    if _is_top(val_accuracy, answer):
+        return report(exercise, True, f"correcto: {answer!r} tiene la mayor exactitud en "
+                      "validación.", "")
+    if _is_top(test_accuracy, answer):
+        return report(exercise, False, "", f"{answer!r} es la mejor en PRUEBA: elegir con el "
+                      "conjunto de prueba lo convierte en parte del ajuste y su exactitud deja "
+                      "de ser una estimación honesta.", "elige con la exactitud en validación.")
+    return report(exercise, False, "", f"{answer!r} no es la de mayor exactitud en validación.",
+                  "compara las exactitudes en validación de todas las variantes.")
+
+
+def check_most_insensitive(exercise: str, answer: Any,
+                           scores: dict[str, list[tuple[str, float]]]) -> Verdict:
+    """``answer`` must be a method whose map stays most similar after the whole cascade.
+
+    ``scores``: ``{method: [(layer, similarity), ...]}`` of a randomization check; the last pair
+    of each list is the fully randomized model. Ties: any of the top methods is right.
+    """
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    final = {method: float(pairs[-1][1]) for method, pairs in scores.items()}
+    if not isinstance(answer, str) or answer not in final:
+        return report(exercise, False, "", f"{answer!r} no es uno de los métodos: "
+                      f"{', '.join(map(repr, final))}.")
+    first = {method: float(pairs[0][1]) for method, pairs in scores.items()}
+    hint = "mira el último valor de cada lista (el extremo derecho de la figura)."
+    if _is_top(final, answer):
+        return report(exercise, True, f"correcto: {answer!r} conserva la mayor similitud "
+                      f"({final[answer]:.2f}) con el modelo ya aleatorizado.", "")
+    if _is_top(first, answer):
+        return report(exercise, False, "", f"{answer!r} es el más parecido tras aleatorizar la "
+                      "PRIMERA capa, no todas.", hint)
+    return report(exercise, False, "", f"{answer!r} no es el que conserva la mayor similitud "
+                  "al final de la cascada.", hint)
+
+
+def _is_top(values: dict[str, float], key: str) -> bool:
+    """Whether ``values[key]`` is the maximum (within float rounding; NaN never is)."""
+    finite = [v for v in values.values() if np.isfinite(v)]
+    return bool(finite) and bool(np.isclose(values[key], max(finite), rtol=0, atol=1e-12))
+
+
+def check_per_class_accuracy(exercise: str, func: Callable) -> Verdict:
+    """``func(cm)`` with ``cm[true, predicted]`` must give each class's recall (row-wise)."""
+    cm = np.array([[5, 1, 0], [2, 2, 4], [0, 3, 9]])
+    ok, got = call(exercise, func, cm.copy())
+    if not ok:
+        return Verdict(False)
+    diag = np.diag(cm).astype(float)
+    mistakes = {
+        "se dividió por la suma de cada COLUMNA (eso es la precisión de la clase predicha); "
+        "las filas son la clase real.": diag / cm.sum(0),
+        "se dividió por el total de imágenes, no por las de cada clase.": diag / cm.sum(),
+    }
+    return diagnose(exercise, np.asarray(got), diag / cm.sum(1), mistakes,
+                     "exactitud de la clase k = cm[k, k] / cm[k, :].sum().")
+
+
+def check_most_confused(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
+    """``answer`` must be ``(true, predicted)`` of the largest off-diagonal cell of ``cm``."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, -1)
+    expected = tuple(int(v) for v in np.unravel_index(np.argmax(off), cm.shape))
+    try:
+        pair = tuple(int(v) for v in answer)
+    except (TypeError, ValueError):
+        return report(exercise, False, "", f"se esperaba una pareja (real, predicha), no "
+                      f"{answer!r}.")
+    hint = "pon a cero (o a -1) la diagonal de una copia de cm y busca su máximo con np.argmax."
+    if len(pair) != 2 or not all(0 <= v < len(cm) for v in pair):
+        return report(exercise, False, "", f"se esperaba una pareja (real, predicha) de "
+                      f"índices entre 0 y {len(cm) - 1}, no {answer!r}.", hint)
+    if pair[0] == pair[1]:
+        return report(exercise, False, "", f"{pair} está en la diagonal: son aciertos, no "
+                      "confusiones. Hay que excluir la diagonal.", hint)
+    if pair == expected[::-1] and off[pair] < off[expected]:
+        return report(exercise, False, "", f"{pair} está al revés: cm[real, predicha], la "
+                      "fila es la clase real.", hint)
+    ok = off[pair] == off[expected]  # any cell with the maximal count is a right answer
+    return report(exercise, bool(ok), f"correcto: {pair}, {int(cm[pair])} imágenes.",
+                  f"{pair} tiene {int(cm[pair])} imágenes; la confusión más frecuente tiene "
+                  f"{int(off[expected])}.", hint)

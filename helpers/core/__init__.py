@@ -1,0 +1,15 @@
+"""The numpy core both tracks share: attribution math, quality measures, statistics, sanity checks.
+
+Nothing under ``helpers.core`` imports PyTorch or TensorFlow. ``helpers.torch`` and
+``helpers.keras`` are thin adapters: they run the model (gradients, forward passes) and call these
+functions for every rule that does not depend on the framework.
+
+* :mod:`~helpers.core.attribution`: targets, baselines, quadrature rules and the path integral of
+  Integrated Gradients, "did you mean" layer names.
+* :mod:`~helpers.core.filters`: the Gaussian kernel (and a numpy blur) every blur uses.
+* :mod:`~helpers.core.maps`: channel reduction and statistics of explanation maps.
+* :mod:`~helpers.core.similarity`: Spearman rank correlation and SSIM between maps.
+* :mod:`~helpers.core.quality`: deletion/insertion curves and reference maps.
+* :mod:`~helpers.core.stats`: accuracy, confusion matrix, per-class accuracy, standard errors.
+* :mod:`~helpers.core.sanity`: the model-randomization cascade and its scoring.
+"""

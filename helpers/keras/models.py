@@ -1,0 +1,215 @@
+"""Transfer-learning classifiers for Flowers102. Lesson: ``13_entrenamiento_y_comparacion.ipynb``.
+
+:func:`build_classifier` gives a functional model
+``image (raw [0, 255]) -> preprocess -> backbone -> pool -> dropout -> logits``, where
+``backbone`` is a nested ``keras.applications`` model and ``preprocess`` is that backbone's own
+``preprocess_input`` as a registered layer (:class:`Preprocess`): the whole model survives
+``model.save("m.keras")`` / ``keras.models.load_model`` (with this module imported) as well as
+``save_weights``/``load_weights``. The logits have no softmax: train with ``from_logits=True``.
+
+Frozen backbone, fast path: compute the features once (:func:`extract_features`) and train only
+the head on them (:func:`head_from`, see :mod:`helpers.keras.train`); the head shares its layers
+with the model, so the model is trained when the head is. The layer names are the constants
+below; :func:`find_layer` looks a name up inside nested models too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers.data import fetch_weights
+
+# The layers of a build_classifier model, input to output (their names in the model).
+IMAGE, PREPROCESS, BACKBONE, POOL, DROPOUT, LOGITS = (
+    "image", "preprocess", "backbone", "pool", "dropout", "logits")
+CLASSIFIER_LAYERS = (PREPROCESS, BACKBONE, POOL, DROPOUT, LOGITS)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """How to build one ``keras.applications`` backbone and where its ImageNet weights live."""
+
+    constructor: str  # keras.applications.<constructor>
+    module: str  # keras.applications.<module>.preprocess_input
+    weights_name: str  # name for helpers.data.fetch_weights
+    kwargs: tuple[tuple[str, float], ...] = ()
+
+
+BACKBONES = {
+    "mobilenet_v2": Backbone("MobileNetV2", "mobilenet_v2", "mobilenet_v2_imagenet"),
+    "efficientnet_b0": Backbone("EfficientNetB0", "efficientnet", "efficientnet_b0_imagenet"),
+    "mobilenet": Backbone("MobileNet", "mobilenet", "mobilenet_025_imagenet", (("alpha", 0.25),)),
+}
+PREPROCESSING = ("own", "efficientnet")
+
+
+@keras.saving.register_keras_serializable(package="xai")
+class Preprocess(keras.layers.Layer):
+    """``keras.applications.<module>.preprocess_input`` as a layer: raw [0, 255] pixels in.
+
+    ``module="mobilenet_v2"`` or ``"mobilenet"`` maps to [-1, 1]; ``"efficientnet"`` passes the
+    pixels through unchanged (EfficientNet rescales and normalizes inside its own graph).
+    """
+
+    def __init__(self, module: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.module = module
+
+    def call(self, images):
+        fn = getattr(keras.applications, self.module).preprocess_input
+        return fn(keras.ops.cast(images, self.compute_dtype))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "module": self.module}
+
+
+def build_classifier(backbone: str, num_classes: int, weights: str | Path | None = "imagenet",
+                     trainable: bool = False, input_size: int = 224, dropout: float = 0.2,
+                     preprocessing: str = "own") -> keras.Model:
+    """A classifier on ``backbone`` (mobilenet_v2, efficientnet_b0 or mobilenet = alpha 0.25).
+
+    ``weights``: ``"imagenet"`` (the file found by :func:`helpers.data.fetch_weights`, which
+    raises :class:`~helpers.data.DataNotFoundError` when it is missing: the caller decides), a
+    path to a no-top ``.h5``, or None (random). ``trainable`` sets ``backbone.trainable`` (see
+    :func:`set_backbone_trainable`; with pretrained weights its BatchNorm layers stay frozen).
+
+    ``preprocessing="own"`` puts the backbone's own ``preprocess_input`` inside the model.
+    ``preprocessing="efficientnet"`` exists ONLY to reproduce, on purpose, the seed course's bug:
+    MobileNetV2 fed EfficientNet's pass-through preprocessing, i.e. raw [0, 255] pixels into a
+    network trained on [-1, 1]. Never use it for anything else.
+    """
+    spec = _spec(backbone)
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
+    shape = (input_size, input_size, 3)
+    base = getattr(keras.applications, spec.constructor)(
+        include_top=False, weights=_weights_path(spec, weights), input_shape=shape,
+        name=BACKBONE, **dict(spec.kwargs))
+    module = spec.module if preprocessing == "own" else "efficientnet"
+    inputs = keras.Input(shape, name=IMAGE)
+    x = Preprocess(module, name=PREPROCESS)(inputs)
+    x = base(x)
+    x = keras.layers.GlobalAveragePooling2D(name=POOL)(x)
+    x = keras.layers.Dropout(dropout, name=DROPOUT)(x)
+    outputs = keras.layers.Dense(num_classes, name=LOGITS)(x)
+    model = keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+    set_backbone_trainable(model, trainable, train_batchnorm=weights is None)
+    return model
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool,
+                           train_batchnorm: bool = False) -> None:
+    """Freeze or unfreeze the nested backbone; compile the model again afterwards.
+
+    When unfreezing pretrained weights, BatchNorm layers stay frozen unless ``train_batchnorm``:
+    a frozen Keras BatchNorm runs in inference mode (its ImageNet statistics), which fine-tuning
+    on small batches needs. (In Keras 3 ``backbone(x, training=False)`` at build time does NOT do
+    this: ``fit`` overrides it with ``training=True``.)
+    """
+    base = model.get_layer(BACKBONE)
+    base.trainable = trainable
+    if trainable and not train_batchnorm:
+        for layer in all_layers(base):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of ``model``, nested models included (each before its own layers)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(all_layers(layer))
+    return found
+
+
+def layer_path(model: keras.Model, name: str) -> list | None:
+    """[layer] if ``name`` is a top-level layer, else [nested model, ..., layer], else None.
+
+    Top-level layers win over nested ones of the same name.
+    """
+    for layer in model.layers:
+        if layer.name == name:
+            return [layer]
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and (sub := layer_path(layer, name)) is not None:
+            return [layer, *sub]
+    return None
+
+
+def find_layer(model: keras.Model, name: str) -> keras.layers.Layer | None:
+    """The layer called ``name``: at the top level first, then inside nested models."""
+    path = layer_path(model, name)
+    return None if path is None else path[-1]
+
+
+def is_classifier(model: keras.Model) -> bool:
+    """Whether ``model`` has the layers of :func:`build_classifier` (and so its fast paths)."""
+    return set(CLASSIFIER_LAYERS) <= {layer.name for layer in model.layers}
+
+
+def backbone_fingerprint(model: keras.Model) -> str:
+    """A hash of what ``image -> features`` computes: preprocessing, input size, backbone weights.
+
+    Two classifiers with the same fingerprint give identical features for every image.
+    """
+    digest = hashlib.sha1()
+    digest.update(model.get_layer(PREPROCESS).module.encode())
+    digest.update(str(tuple(model.input.shape)).encode())
+    for weight in model.get_layer(BACKBONE).weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """``image -> preprocess -> backbone -> pool``: the model up to the pooled features."""
+    return keras.Model(model.input, model.get_layer(POOL).output)
+
+
+def extract_features(model: keras.Model,
+                     ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled backbone features [N, D] of every batch of ``ds``, and its labels (None if absent).
+
+    ``ds`` yields ``(images, labels)`` or images. Use a pipeline without augmentation: features
+    are computed once, so a random augmentation would be frozen into them.
+    """
+    extractor = feature_extractor(model)
+    run = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
+    features, labels = [], []
+    for batch in ds:
+        images = batch[0] if isinstance(batch, tuple) else batch
+        features.append(np.asarray(run(tf.cast(images, tf.float32))))
+        if isinstance(batch, tuple):
+            labels.append(np.asarray(batch[1]))
+    return np.concatenate(features), (np.concatenate(labels) if labels else None)
+
+
+def head_from(model: keras.Model) -> keras.Model:
+    """``features [N, D] -> dropout -> logits`` made of the model's own layers (shared weights)."""
+    inputs = keras.Input((model.get_layer(POOL).output.shape[-1],), name="features")
+    x = model.get_layer(DROPOUT)(inputs)
+    return keras.Model(inputs, model.get_layer(LOGITS)(x), name="head")
+
+
+def _spec(backbone: str) -> Backbone:
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[backbone]
+
+
+def _weights_path(spec: Backbone, weights: str | Path | None) -> str | None:
+    """The weight file to pass to keras.applications (raises DataNotFoundError if missing)."""
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        return str(fetch_weights(spec.weights_name))
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"weight file {weights} does not exist")
+    return str(weights)

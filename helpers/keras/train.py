@@ -1,0 +1,316 @@
+"""Training, evaluation and cached weights for the Flowers102 classifiers (Keras track).
+
+Lesson: ``13_entrenamiento_y_comparacion.ipynb`` (then
+``14_grad_cam_e_integrated_gradients.ipynb`` and ``15_analisis_de_errores_y_reflexion.ipynb``
+load the models it trained). Labels are one-hot everywhere and the loss is
+``CategoricalCrossentropy(from_logits=True)``, so the soft labels of Mixup/CutMix and the hard
+labels of validation go through the same loss.
+
+Frozen backbone: every model of :func:`helpers.keras.models.build_classifier` here keeps its
+ImageNet backbone frozen (inference mode), so its logits are ``head(features)`` with features
+that depend only on the image. That allows two shortcuts, both exact:
+
+- the baseline (no augmentation) trains its head on features computed once
+  (:meth:`FlowersSplits.features`);
+- validation and test use the cached features of their (never augmented) images, also while a
+  variant trains on an augmented image pipeline (:class:`FeatureValidation`).
+
+Augmentation, Mixup and CutMix change the input images every epoch, so those variants run the
+frozen backbone on every training batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers.core.training import TrainResult
+from helpers.data import cache_dir, load_flowers102
+from helpers.keras import augment, pipeline
+from helpers.keras import models as keras_models
+from helpers.profile import Profile
+
+VARIANTS = ("baseline", "augment", "mixup", "cutmix")
+TITLES = {"baseline": "línea base", "augment": "aumento (capas Keras)", "mixup": "Mixup",
+          "cutmix": "CutMix"}  # display names (the notebooks are in Spanish)
+BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
+CACHE_VERSION = 1  # bump when training code changes what a checkpoint means
+
+
+def backbone_for(profile: Profile) -> str:
+    """The backbone of a profile: ``mobilenet_v2`` in ``full``, MobileNet alpha 0.25 in ``fast``.
+
+    The only place where the choice is made. ``fast`` uses MobileNet 0.25 because its ImageNet
+    weights ship with the course data (MobileNetV2's need a download) and it runs about twice
+    as fast as MobileNetV2 on a CPU.
+    """
+    return BACKBONE_BY_PROFILE[profile.name]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run (a cached checkpoint must match all of it)."""
+
+    variant: str  # one of VARIANTS
+    backbone: str
+    epochs: int  # maximum; early stopping may end sooner
+    batch_size: int
+    preprocessing: str = "own"  # "efficientnet" only for the seed course's bug
+    learning_rate: float = 1e-2
+    patience: int = 4  # epochs without a better validation accuracy before stopping
+    dropout: float = 0.2
+    mixup_alpha: float = 0.2
+    cutmix_alpha: float = 1.0
+    size: int = 224
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+
+def config_for(profile: Profile, variant: str, preprocessing: str = "own",
+               size: int = 224) -> TrainConfig:
+    """The training configuration of ``variant`` under ``profile`` (sizes from the profile)."""
+    return TrainConfig(variant, backbone_for(profile), profile.flowers_epochs,
+                       profile.flowers_batch_size, preprocessing, size=size)
+
+
+@dataclass
+class Features:
+    """Pooled backbone features of a split, with one-hot labels."""
+
+    x: np.ndarray  # [N, D]
+    y: np.ndarray  # [N, K] one-hot float32
+    seconds: float  # time it took to compute them
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y.argmax(axis=1)
+
+
+class FlowersSplits:
+    """Flowers102 train/validation/test at a profile's sizes: pipelines and cached features.
+
+    Subsets are class-balanced (see :func:`helpers.data.load_flowers102`). Features are cached
+    per split and :func:`helpers.keras.models.backbone_fingerprint`, so models sharing a frozen
+    backbone share them.
+    ``splits`` replaces the loader: ``{split: (dataset of (uint8 image, int label), info)}``
+    with ``info`` like :class:`helpers.data.flowers102.FlowersInfo` (tests, other data).
+    """
+
+    def __init__(self, profile: Profile, size: int = 224, seed: int = 0,
+                 splits: dict | None = None) -> None:
+        self.profile, self.size, self.seed = profile, size, seed
+        if splits is None:
+            sizes = {"train": profile.flowers_train_size, "validation": profile.flowers_val_size,
+                     "test": profile.flowers_test_size}
+            splits = {split: load_flowers102(split, n=n, seed=seed) for split, n in sizes.items()}
+        self.datasets = {split: ds for split, (ds, _) in splits.items()}
+        self.infos = {split: info for split, (_, info) in splits.items()}
+        self.class_names = self.infos["train"].class_names
+        self.num_classes = len(self.class_names)
+        self._features: dict[tuple[str, str], Features] = {}
+        self._labels: dict[str, np.ndarray] = {}
+
+    def pipeline(self, split: str, training: bool = False, augment: Callable | None = None,
+                 mix: Callable | None = None) -> tf.data.Dataset:
+        """Batches of (float32 images in [0, 255], one-hot labels); see ``make_pipeline``."""
+        return pipeline.make_pipeline(self.datasets[split], self.profile.flowers_batch_size,
+                                     training=training, augment=augment, mix=mix,
+                                     one_hot=self.num_classes, size=self.size, seed=self.seed,
+                                     cache=True)
+
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels of a split, in pipeline order."""
+        if split not in self._labels:
+            batches = self.datasets[split].map(lambda x, y: y).batch(4096)
+            self._labels[split] = np.concatenate([b.numpy() for b in batches])
+        return self._labels[split]
+
+    def images(self, split: str, indices) -> np.ndarray:
+        """uint8 images [n, size, size, 3] of a split at ``indices`` (in that order)."""
+        indices = [int(i) for i in np.atleast_1d(indices)]
+        wanted, found = set(indices), {}
+        resized = self.datasets[split].map(lambda x, y: pipeline.resize(x, y, self.size))
+        for i, (image, _) in enumerate(resized):
+            if i in wanted:
+                found[i] = image.numpy()
+                if len(found) == len(wanted):
+                    break
+        return np.stack([found[i] for i in indices])
+
+    def features(self, split: str, model: keras.Model) -> Features:
+        """Pooled features of ``split`` through ``model``'s preprocessing and backbone (cached)."""
+        key = (split, keras_models.backbone_fingerprint(model))
+        if key not in self._features:
+            start = time.monotonic()
+            x, y = keras_models.extract_features(model, self.pipeline(split))
+            self._features[key] = Features(x, y, time.monotonic() - start)
+        return self._features[key]
+
+
+class FeatureValidation(keras.callbacks.Callback):
+    """Adds ``val_loss``/``val_accuracy`` from cached validation features at each epoch's end.
+
+    Exact for a frozen backbone (the model's logits are ``head(features)``). Put it before
+    ``EarlyStopping`` in the callback list: later callbacks (and the History) see its values.
+    """
+
+    def __init__(self, head: keras.Model, features: Features) -> None:
+        super().__init__()
+        self.head, self.features = head, features
+        self.loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        loss, acc = soft_label_metrics(self.head, self.features.x, self.features.y)
+        logs["val_loss"], logs["val_accuracy"] = loss, acc
+
+
+def soft_label_metrics(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                       batch_size: int = 1024) -> tuple[float, float]:
+    """Mean cross-entropy on logits and accuracy (argmax vs argmax of the labels) of ``model``."""
+    logits = _logits(model, x, batch_size)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)(y, logits)
+    return float(loss), float((logits.argmax(1) == y.argmax(1)).mean())
+
+
+def compile_classifier(model: keras.Model, learning_rate: float) -> None:
+    """Adam + ``CategoricalCrossentropy(from_logits=True)`` + accuracy (labels are one-hot)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+
+def train_classifier(model: keras.Model, train: tf.data.Dataset | Features,
+                     val: tf.data.Dataset | Features, epochs: int, learning_rate: float = 1e-2,
+                     patience: int = 4, batch_size: int = 32, seed: int = 0,
+                     verbose: int = 2) -> TrainResult:
+    """Train with early stopping on validation accuracy; the model keeps its best epoch.
+
+    ``train``: a pipeline of (images, one-hot labels), or :class:`Features` (then only the head
+    is trained, on the cached features). ``val``: a pipeline or :class:`Features`. Early
+    stopping monitors ``val_accuracy`` with ``patience`` and ``restore_best_weights=True`` (the
+    first epoch with the highest value wins).
+    """
+    keras.utils.set_random_seed(seed)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                            patience=patience, restore_best_weights=True)
+    callbacks: list = [stopper]
+    if isinstance(train, Features):
+        net = keras_models.head_from(model)
+        if not isinstance(val, Features):
+            raise ValueError("training on features needs validation features too")
+        kwargs = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": True,
+                  "validation_data": (val.x, val.y)}
+    else:
+        net = model
+        kwargs = {"x": train, "shuffle": False}  # the pipeline shuffles
+        if isinstance(val, Features):
+            callbacks.insert(0, FeatureValidation(keras_models.head_from(model), val))
+        else:
+            kwargs["validation_data"] = val
+    compile_classifier(net, learning_rate)
+    start = time.monotonic()
+    history = net.fit(epochs=epochs, callbacks=callbacks, verbose=verbose, **kwargs)
+    return TrainResult.from_history(history.history, time.monotonic() - start)
+
+
+def build_for(config: TrainConfig, num_classes: int, weights="imagenet") -> keras.Model:
+    """A frozen-backbone classifier as ``config`` describes it."""
+    return keras_models.build_classifier(config.backbone, num_classes, weights=weights,
+                                         input_size=config.size, dropout=config.dropout,
+                                         preprocessing=config.preprocessing)
+
+
+def train_variant(config: TrainConfig, data: FlowersSplits,
+                  verbose: int = 2) -> tuple[keras.Model, TrainResult]:
+    """Build and train one variant: baseline on cached features, the others on image batches.
+
+    ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those mixes
+    on the plain images (each technique alone, so their effects can be compared). The baseline's
+    ``seconds`` include extracting its training features.
+    """
+    keras.utils.set_random_seed(config.seed)
+    model = build_for(config, data.num_classes)
+    val = data.features("validation", model)
+    common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
+              "patience": config.patience, "batch_size": config.batch_size,
+              "seed": config.seed, "verbose": verbose}
+    if config.variant == "baseline":
+        train = data.features("train", model)
+        result = train_classifier(model, train, val, **common)
+        result.seconds += train.seconds
+        return model, result
+    mixes = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
+             "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
+    batches = data.pipeline(
+        "train", training=True, mix=mixes.get(config.variant),
+        augment=augment.augmentation_block(seed=config.seed)
+        if config.variant == "augment" else None)
+    return model, train_classifier(model, batches, val, **common)
+
+
+def checkpoint_stem(profile: Profile, variant: str, preprocessing: str = "own") -> str:
+    """File name stem of a variant's cached weights, e.g. ``flowers_fast_cutmix``."""
+    bug = "" if preprocessing == "own" else f"_pre-{preprocessing}"
+    return f"flowers_{profile.name}_{variant}{bug}"
+
+
+def run_key(config: TrainConfig, data: FlowersSplits) -> dict:
+    """The facts that identify a run: a checkpoint is reused only if they all match."""
+    return {**asdict(config), "n_train": data.infos["train"].num_examples,
+            "n_val": data.infos["validation"].num_examples, "data_seed": data.seed,
+            "version": CACHE_VERSION}
+
+
+def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
+                  force: bool = False, verbose: int = 2) -> tuple[keras.Model, dict]:
+    """The trained ``variant`` for ``data``'s profile: from the cache, else trained and cached.
+
+    Cache: ``helpers.data.cache_dir()/checkpoints/<stem>.weights.h5`` plus ``<stem>.json``
+    (metadata). A checkpoint is used only when its :func:`run_key` equals this run's;
+    ``force=True`` retrains. Returns ``(model, meta)``; ``meta`` holds the key, the
+    :class:`TrainResult` fields, the profile and ``"from_cache"``.
+    """
+    config = config_for(data.profile, variant, preprocessing, data.size)
+    key = run_key(config, data)
+    folder = cache_dir() / "checkpoints"
+    stem = checkpoint_stem(data.profile, variant, preprocessing)
+    weights, meta_path = folder / f"{stem}.weights.h5", folder / f"{stem}.json"
+    if not force and weights.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key:
+            model = build_for(config, data.num_classes, weights=None)
+            model.load_weights(weights)
+            return model, {**meta, "from_cache": True}
+    model, result = train_variant(config, data, verbose=verbose)
+    meta = {"key": key, "profile": data.profile.name, **asdict(result)}
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{stem}.tmp.weights.h5"
+    model.save_weights(tmp)
+    tmp.replace(weights)
+    meta_path.with_suffix(".tmp").write_text(json.dumps(meta, indent=1))
+    meta_path.with_suffix(".tmp").replace(meta_path)
+    return model, {**meta, "from_cache": False}
+
+
+def predict_proba(model: keras.Model, data: FlowersSplits, split: str) -> np.ndarray:
+    """Softmax probabilities [N, K] of a split, from its cached features (frozen backbone)."""
+    logits = _logits(keras_models.head_from(model), data.features(split, model).x)
+    return np.asarray(tf.nn.softmax(logits))
+
+
+def _logits(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """``model(x)`` in inference mode, in chunks (no ``predict``: no retracing per new head)."""
+    return np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
+                           for i in range(0, len(x), batch_size)])

@@ -1,0 +1,131 @@
+"""CIFAR-10 models: the adapted ResNet-18 and the reference ResNet-20.
+
+Both take CIFAR-10 batches normalized as in :func:`helpers.data.load_cifar10` and carry that input
+space as ``model.normalization``. ``model.xai_trained`` says whether the weights were trained for
+CIFAR-10 (explainers warn when it is False). Lesson: ``01_cifar10_modelo.ipynb``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.torch import normalization as norm
+
+NUM_CLASSES = 10
+
+
+def resnet18_cifar(weights: Literal["imagenet"] | None = "imagenet") -> nn.Module:
+    """torchvision's ResNet-18 adapted to 32x32 inputs.
+
+    The 7x7 stride-2 ``conv1`` becomes 3x3 stride 1 and the max-pool is removed, so ``layer4``
+    sees 4x4 maps instead of 1x1; ``fc`` has 10 outputs. With ``weights="imagenet"`` the
+    backbone starts from ImageNet weights (fetched by :mod:`helpers.data`; ``conv1`` keeps the
+    central 3x3 taps of the pretrained 7x7 kernels). When they cannot be had, the model starts
+    from random weights and a warning says so.
+    """
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None)
+    state = _imagenet_resnet18_state() if weights == "imagenet" else None
+    if weights not in ("imagenet", None):
+        raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
+    if state is not None:
+        model.load_state_dict(state)
+    pretrained_conv1 = model.conv1.weight.detach()
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    if state is not None:
+        with torch.no_grad():  # central taps, rescaled to keep the response magnitude
+            center = pretrained_conv1[:, :, 2:5, 2:5]
+            model.conv1.weight.copy_(center * pretrained_conv1.abs().sum() / center.abs().sum())
+    model.maxpool = nn.Identity()
+    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    model.normalization = norm.CIFAR10
+    model.xai_trained = False
+    model.xai_init = "imagenet" if state is not None else "random"
+    return model
+
+
+def _imagenet_resnet18_state() -> dict | None:
+    from helpers.data import DataNotFoundError, fetch_weights
+
+    try:
+        path = fetch_weights("resnet18_imagenet")
+    except DataNotFoundError as err:
+        warnings.warn(f"ImageNet weights unavailable, ResNet-18 starts from random init.\n{err}",
+                      stacklevel=3)
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class _BasicBlockA(nn.Module):
+    """He et al.'s CIFAR basic block with the parameter-free "option A" shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = (planes - in_planes) // 2 if stride != 1 or in_planes != planes else None
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad is None:
+            return x
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNetCifar(nn.Module):
+    """The CIFAR ResNet-(6n+2) of He et al. (2016): 16/32/64 channels, global average pool.
+
+    The checkpoints expect ImageNet-normalized pixels; ``forward`` accepts CIFAR-normalized
+    batches (like the ResNet-18) and converts them first, so both models share one input space.
+    """
+
+    def __init__(self, blocks_per_stage: int, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        planes = [16, 32, 64]
+        for i, (prev, cur) in enumerate(zip([16, *planes], planes, strict=False), start=1):
+            stride = 1 if i == 1 else 2
+            layers = [_BasicBlockA(prev if j == 0 else cur, cur, stride if j == 0 else 1)
+                      for j in range(blocks_per_stage)]
+            setattr(self, f"layer{i}", nn.Sequential(*layers))
+        self.linear = nn.Linear(64, num_classes)
+        self.normalization = norm.CIFAR10
+        self.xai_trained = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = norm.IMAGENET.normalize(self.normalization.denormalize(x))
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+def resnet20_cifar(pretrained: bool = True) -> ResNetCifar:
+    """ResNet-20 with the checkpoint of ``akamaster/pytorch_resnet_cifar10``.
+
+    Its README reports 8.27% test error on CIFAR-10 (about 81% on the JPEG copy of the course).
+
+    The checkpoint is found or fetched by :mod:`helpers.data` (raises a clear error if neither
+    works). ``pretrained=False`` gives random weights, e.g. for a randomization sanity check.
+    """
+    model = ResNetCifar(blocks_per_stage=3)
+    if pretrained:
+        from helpers.data import fetch_weights
+
+        ckpt = torch.load(fetch_weights("resnet20_cifar10"), map_location="cpu", weights_only=True)
+        model.load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})
+        model.xai_trained = True
+    return model.eval()

@@ -1,0 +1,222 @@
+"""Training and evaluation of the CIFAR-10 models, one code path for CPU and GPU.
+
+On a GPU the same functions use mixed precision (``torch.autocast`` + ``GradScaler``), pinned
+memory and non-blocking copies; on a CPU those switches are simply off. Lesson:
+``01_cifar10_modelo.ipynb``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from helpers.core.stats import accuracy
+from helpers.core.training import TrainResult
+from helpers.data import cache_dir
+from helpers.data.cifar10 import CifarImages
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (the profile sets epochs and batch size)."""
+
+    epochs: int
+    batch_size: int = 128
+    max_lr: float = 0.05
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+
+
+def _identity(batch):
+    return batch
+
+
+def loader(dataset: CifarImages, batch_size: int, shuffle: bool, device: torch.device,
+           seed: int = 0) -> DataLoader:
+    """Batches ``(x, y)`` built by :meth:`CifarImages.batch` (one indexing op per batch).
+
+    On CUDA: pinned memory and two worker processes, so host-to-device copies can overlap.
+    """
+    cuda = device.type == "cuda"
+    return DataLoader(_Batched(dataset), batch_size=batch_size, shuffle=shuffle,
+                      collate_fn=_identity, pin_memory=cuda, num_workers=2 if cuda else 0,
+                      persistent_workers=cuda, generator=torch.Generator().manual_seed(seed))
+
+
+class _Batched(Dataset):
+    """Lets DataLoader fetch a whole batch with one call (``__getitems__``)."""
+
+    def __init__(self, images: CifarImages) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.images[i]
+
+    def __getitems__(self, indices: list[int]):
+        return self.images.batch(indices)
+
+
+def random_crop_flip(x: torch.Tensor, pad_value: torch.Tensor, padding: int = 4,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard CIFAR augmentation on a batch, on its device: pad-and-crop, horizontal flip.
+
+    ``pad_value`` ([C]) is the padding colour in the model's input space (black pixels, as
+    ``RandomCrop(32, padding=4)`` does before normalization).
+    """
+    n, c, h, w = x.shape
+    padded = pad_value.view(1, c, 1, 1).expand(n, c, h + 2 * padding, w + 2 * padding).clone()
+    padded[:, :, padding:padding + h, padding:padding + w] = x
+    dy, dx, flip = torch.randint(0, 2 * padding + 1, (3, n), generator=generator).to(x.device)
+    rows = (torch.arange(h, device=x.device) + dy[:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=x.device) + dx[:, None])[:, None, None, :]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    out = padded[torch.arange(n, device=x.device)[:, None, None, None], chans, rows, cols]
+    return torch.where((flip % 2 == 1).view(n, 1, 1, 1), out.flip(3), out)
+
+
+def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config: TrainConfig,
+          device: torch.device) -> TrainResult:
+    """SGD + OneCycle with standard augmentation; evaluates each epoch and keeps the best weights.
+
+    The model ends in eval mode holding the weights of the epoch with the best validation
+    accuracy (the first one on ties, :func:`helpers.core.training.best_epoch`).
+    """
+    torch.manual_seed(config.seed)
+    model.to(device)
+    cuda = device.type == "cuda"
+    data = loader(train_set, config.batch_size, shuffle=True, device=device, seed=config.seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=0.9,
+                                nesterov=True, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=len(data))
+    scaler = torch.amp.GradScaler(device.type, enabled=cuda)
+    pad = model.normalization.constant(torch.zeros(1, 3, 1, 1), 0.0).flatten().to(device)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {"loss": [], "val_accuracy": []}
+    best_state, start = None, time.monotonic()
+    for epoch in range(config.epochs):
+        model.train()
+        losses = []
+        for x, y in tqdm(data, desc=f"época {epoch + 1}/{config.epochs}", leave=False):
+            x = random_crop_flip(x.to(device, non_blocking=True), pad, generator=gen)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=cuda):
+                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            losses.append(loss.item())
+        val_acc = accuracy(*predict(model, val_set, device))
+        print(f"época {epoch + 1}/{config.epochs}: pérdida {np.mean(losses):.3f}, "
+              f"exactitud en validación {val_acc:.1%}")
+        if not history["val_accuracy"] or val_acc > max(history["val_accuracy"]):
+            best_state = copy.deepcopy(model.state_dict())
+        history["loss"].append(float(np.mean(losses)))
+        history["val_accuracy"].append(val_acc)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    model.xai_trained = True
+    return TrainResult.from_history(history, time.monotonic() - start)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, dataset: CifarImages, device: torch.device,
+            batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities [N,10] and labels [N] for a dataset (eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    probs = []
+    try:
+        for x, _ in loader(dataset, batch_size, shuffle=False, device=device):
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                logits = model(x.to(device, non_blocking=True))
+            probs.append(logits.float().softmax(1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(probs).numpy(), dataset.labels
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where trained weights named ``name`` live (in the writable cache, never the data copy)."""
+    return cache_dir() / "checkpoints" / f"{name}.pt"
+
+
+def save_checkpoint(model: nn.Module, path: Path, meta: dict) -> None:
+    """Save weights and metadata (atomic write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> dict:
+    """Load weights saved by :func:`save_checkpoint` into ``model``; return the metadata."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(ckpt["state_dict"])
+    model.xai_trained = True
+    return ckpt["meta"]
+
+
+def run_config(config: TrainConfig, n_train: int, init: str) -> dict:
+    """The facts that identify a training run (a checkpoint is reused only if they match)."""
+    return {**asdict(config), "n_train": n_train, "init": init}
+
+
+def split_validation(dataset: CifarImages, fraction: float = 0.1,
+                     seed: int = 0) -> tuple[CifarImages, CifarImages]:
+    """Class-balanced (train, validation) split of a training set; the test set stays untouched."""
+    from helpers.data import balanced_subset
+
+    val_idx = balanced_subset(dataset.labels, max(1, round(len(dataset) * fraction)), seed)
+    train_idx = np.setdiff1d(np.arange(len(dataset)), val_idx)
+    return (CifarImages(dataset.images[train_idx], dataset.labels[train_idx]),
+            CifarImages(dataset.images[val_idx], dataset.labels[val_idx]))
+
+
+def load_or_train(profile, device: torch.device, data=None, force: bool = False):
+    """The ResNet-18-CIFAR trained for ``profile``: from the cache, else trained now and cached.
+
+    A cached checkpoint is reused only when its training configuration matches this profile's;
+    ``force=True`` retrains. Returns ``(model in eval mode on device, metadata dict)`` where the
+    metadata holds the history, validation and test accuracy, wall time and data source.
+    """
+    from helpers.data import load_cifar10
+    from helpers.torch.models import resnet18_cifar
+
+    config = TrainConfig(epochs=profile.cifar_epochs, batch_size=profile.cifar_batch_size)
+    path = checkpoint_path(f"resnet18_cifar_{profile.name}")
+    data = data or load_cifar10(profile.cifar_train_size, profile.cifar_test_size)
+    train_set, val_set = split_validation(data.train, seed=config.seed)
+    key = run_config(config, len(train_set), init="")
+    if path.exists() and not force:
+        model = resnet18_cifar(weights=None)
+        meta = load_checkpoint(model, path)
+        if {**meta["config"], "init": ""} == key:
+            print(f"Modelo entrenado cargado de {path} (perfil {meta['profile']}, "
+                  f"exactitud en prueba {meta['test_accuracy']:.1%}).")
+            return model.to(device).eval(), meta
+    model = resnet18_cifar(weights="imagenet")
+    result = train(model, train_set, val_set, config, device)
+    test_acc = accuracy(*predict(model, data.test, device))
+    meta = {"config": run_config(config, len(train_set), model.xai_init), "profile": profile.name,
+            **asdict(result), "test_accuracy": test_acc, "n_test": len(data.test),
+            "data_source": data.source}
+    save_checkpoint(model, path, meta)
+    return model.eval(), meta
+

@@ -242,6 +242,30 @@ def test_ig_on_a_linear_model_is_input_times_weight(images, method):
         np.testing.assert_allclose(attr, (images - x_ref) * w[..., t], rtol=1e-4, atol=1e-4)
 
 
+def test_ig_accepts_the_same_named_baselines_as_the_pytorch_track(images):
+    from helpers.core.attribution import BASELINES
+    from helpers.core.filters import gaussian_blur
+
+    model = linear_model()
+    w = model.get_layer("linear").kernel.numpy().reshape(S, S, 3, K)[..., 1]
+    expected = {"black": np.zeros_like(images), "gray": np.full_like(images, 127.5),
+                "mean": np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape),
+                "blur": gaussian_blur(images, S / 8, channels_last=True),
+                "noise": ke.make_reference("noise", images, seed=3)}
+    assert set(expected) == set(BASELINES)
+    for name, ref in expected.items():
+        attr = ke.integrated_gradients(model, images, 1, baseline=name, steps=3, seed=3)
+        np.testing.assert_allclose(attr, (images - ref) * w, rtol=1e-4, atol=1e-3, err_msg=name)
+    noise = expected["noise"]
+    assert noise.min() >= 0 and noise.max() <= 255 and noise.std() > 50
+    np.testing.assert_array_equal(noise, ke.make_reference("noise", images, seed=3))
+    assert not np.array_equal(noise, ke.make_reference("noise", images, seed=4))
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        ke.integrated_gradients(model, images, 1, baseline="white")
+    with pytest.raises(ValueError, match="broadcast"):
+        ke.integrated_gradients(model, images, 1, baseline=np.zeros((2, 3)))
+
+
 def smooth_model():
     keras.utils.set_random_seed(2)
     inp = keras.Input((S, S, 3))

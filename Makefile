@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CELL_TIMEOUT ?= 900
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit run student lab lint clean
+.PHONY: install test unit run student lab lint clean checkpoints
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ run: install
 ## Student versions (solutions replaced by stubs, outputs cleared) into build/student/.
 student: install
 	$(PY) tools/make_student.py --out build/student
+
+## Trained checkpoints of the current profile (trains what is missing) + manifest, in build/checkpoints/.
+checkpoints: install
+	$(PY) tools/export_checkpoints.py --out build/checkpoints
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

@@ -1,7 +1,8 @@
 """Run profiles: ``full`` on a CUDA GPU, ``fast`` elsewhere (CPU, CI).
 
-A profile only sets sizes (subset sizes, epochs, IG steps, occlusion stride, images shown); every
-notebook runs the same code in both. ``XAI_PROFILE=fast|full`` overrides the automatic choice.
+A profile only sets sizes (subset sizes, epochs, the ResNet-18's width, IG steps, occlusion
+stride, images shown); every notebook runs the same code in both. ``XAI_PROFILE=fast|full``
+overrides the automatic choice.
 Lesson: ``00_entorno_y_datos.ipynb``.
 """
 
@@ -22,8 +23,9 @@ class Profile:
 
     name: str
     # CIFAR-10 (PyTorch track)
-    cifar_train_size: int | None
-    cifar_test_size: int | None
+    cifar_train_size: int | None  # training split (validation included) of the ResNet-18
+    cifar_test_size: int | None  # test images the explanation notebooks (02-08) use
+    cifar_width: int  # channels of the ResNet-18's first stage (64 = the standard ResNet-18)
     cifar_epochs: int
     cifar_batch_size: int
     explain_batch_size: int  # images per forward in occlusion / IG chunks
@@ -34,28 +36,31 @@ class Profile:
     flowers_train_size: int | None
     flowers_val_size: int | None
     flowers_test_size: int | None
-    flowers_epochs: int
+    flowers_epochs: int  # maximum per variant (early stopping may end sooner)
+    flowers_finetune_epochs: int  # maximum of the fine-tuning stage
     flowers_batch_size: int
 
     @property
     def reduced(self) -> bool:
-        """True when the run uses subsets or shortened training."""
+        """True when the run uses subsets, a narrower model or shortened training."""
         return self.name != "full"
 
 
 FAST = Profile(
     name="fast",
-    cifar_train_size=4000, cifar_test_size=1000, cifar_epochs=3, cifar_batch_size=128,
+    cifar_train_size=None, cifar_test_size=1000, cifar_width=16, cifar_epochs=5,
+    cifar_batch_size=256,
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
-    flowers_train_size=510, flowers_val_size=510, flowers_test_size=1020,
-    flowers_epochs=12, flowers_batch_size=32,
+    flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,
+    flowers_epochs=12, flowers_finetune_epochs=5, flowers_batch_size=32,
 )
 FULL = Profile(
     name="full",
-    cifar_train_size=None, cifar_test_size=None, cifar_epochs=30, cifar_batch_size=256,
+    cifar_train_size=None, cifar_test_size=None, cifar_width=64, cifar_epochs=30,
+    cifar_batch_size=256,
     explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
     flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
-    flowers_epochs=30, flowers_batch_size=64,
+    flowers_epochs=30, flowers_finetune_epochs=10, flowers_batch_size=64,
 )
 PROFILES = {p.name: p for p in (FAST, FULL)}
 

@@ -15,7 +15,8 @@ from helpers.keras import pipeline
 from helpers.keras import train as kt
 
 SIZE, K, PER_CLASS = 32, 3, 4
-TINY = dataclasses.replace(prof.FAST, flowers_epochs=2, flowers_batch_size=4)
+TINY = dataclasses.replace(prof.FAST, flowers_epochs=2, flowers_finetune_epochs=1,
+                           flowers_batch_size=4)
 
 
 def fake_splits(seed: int = 0) -> dict:
@@ -121,12 +122,13 @@ def test_images_come_back_in_the_requested_order(data):
     np.testing.assert_array_equal(got, np.stack([resized[5], resized[1], resized[5]]))
 
 
-@pytest.mark.parametrize("variant", ["baseline", "mixup"])
+@pytest.mark.parametrize("variant", ["baseline", "mixup", "finetune"])
 def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_path,
                                           monkeypatch):
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
     model, meta = kt.load_or_train(variant, data, verbose=0)
-    assert not meta["from_cache"] and meta["epochs_run"] == TINY.flowers_epochs
+    epochs = TINY.flowers_epochs + (TINY.flowers_finetune_epochs if variant == "finetune" else 0)
+    assert not meta["from_cache"] and meta["epochs_run"] == epochs
     stem = kt.checkpoint_stem(TINY, variant)
     saved = json.loads((tmp_path / "checkpoints" / f"{stem}.json").read_text())
     assert saved["key"] == kt.run_key(kt.config_for(TINY, variant, size=SIZE), data)
@@ -139,8 +141,57 @@ def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_pa
     assert not forced["from_cache"]
     longer = kt.FlowersSplits(dataclasses.replace(TINY, flowers_epochs=1), size=SIZE,
                               splits=fake_splits())
-    _, other = kt.load_or_train(variant, longer, verbose=0)
-    assert not other["from_cache"] and other["epochs_run"] == 1  # another config: retrained
+    said = []
+    _, other = kt.load_or_train(variant, longer, verbose=0, say=said.append)
+    assert not other["from_cache"] and other["key"]["epochs"] == 1  # another config: retrained
+    assert "difiere en: epochs" in said[0]
+
+
+def test_fine_tuning_unfreezes_the_top_convolutions_only():
+    model = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)
+    names = km.unfreeze_top(model, 2)
+    assert names == ["conv_dw_13", "conv_pw_13"]
+    base = model.get_layer(km.BACKBONE)
+    trainable = {layer.name for layer in base.layers if layer.trainable and layer.weights}
+    assert trainable == {"conv_dw_13", "conv_pw_13"}
+    assert not any(layer.trainable for layer in base.layers
+                   if isinstance(layer, keras.layers.BatchNormalization))
+    assert model.get_layer(km.LOGITS).trainable
+    km.set_backbone_trainable(model, False)
+    assert not base.trainable_weights
+
+
+def test_fine_tuning_keeps_the_head_when_it_does_not_help(data, random_backbone, monkeypatch):
+    config = kt.config_for(TINY, "finetune", size=SIZE)
+    model = kt.build_for(config, K)
+    head = kt.train_classifier(model, data.features("train", model),
+                               data.features("validation", model), epochs=2, verbose=0)
+    before = {v.path: v.numpy().copy() for v in model.weights}
+    worse = kt.TrainResult({"loss": [9.0], "val_accuracy": [0.0], "accuracy": [0.0],
+                            "val_loss": [9.0]}, 1, 1, 0.0, 0.1)
+    monkeypatch.setattr(kt, "train_classifier", lambda *a, **k: worse)
+    result = kt.fine_tune(model, config, data, head, verbose=0)
+    assert result.epochs_run == head.epochs_run + 1 and result.best_epoch <= head.epochs_run
+    for var in model.weights:
+        np.testing.assert_array_equal(var.numpy(), before[var.path])
+
+
+def test_bad_or_foreign_keras_checkpoints_are_skipped(data, random_backbone, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    kt.load_or_train("baseline", data, verbose=0)
+    folder = tmp_path / "checkpoints"
+    base = kt.checkpoint_stem(TINY, "baseline")
+    stem = kt.checkpoint_stem(TINY, "mixup")  # another variant's files under mixup's name
+    for suffix in (".weights.h5", ".json"):
+        (folder / f"{stem}{suffix}").write_bytes((folder / f"{base}{suffix}").read_bytes())
+    said = []
+    _, meta = kt.load_or_train("mixup", data, verbose=0, say=said.append)
+    assert not meta["from_cache"] and "difiere en: variant" in said[0]
+    weights = folder / f"{base}.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    _, meta = kt.load_or_train("baseline", data, verbose=0, say=said.append)
+    assert not meta["from_cache"] and "sha256" in said[1] and str(weights) in said[1]
 
 
 def test_the_bug_variant_has_its_own_checkpoint(data, random_backbone, tmp_path, monkeypatch):
@@ -163,6 +214,7 @@ def test_real_flowers_splits_follow_the_profile():
                      ("validation", prof.FAST.flowers_val_size),
                      ("test", prof.FAST.flowers_test_size)]:
         labels = data.labels(split)
+        n = data.infos[split].official_num_examples if n is None else n  # None: the whole split
         assert len(labels) == data.infos[split].num_examples == n
         assert np.bincount(labels, minlength=102).min() == n // 102  # class-balanced
     assert "2040 of the 6149" in data.infos["test"].note

@@ -162,24 +162,126 @@ def test_predict_restores_train_mode():
     assert model.training
 
 
-@pytest.mark.filterwarnings("ignore:ImageNet weights unavailable")
+def test_resnet18_width_scales_channels_and_keeps_the_layer_names():
+    narrow = resnet18_cifar(16, weights=None)
+    standard = resnet18_cifar(64, weights=None)
+    assert [n for n, _ in narrow.named_modules()] == [n for n, _ in standard.named_modules()]
+    assert narrow.conv1.out_channels == 16 and narrow.layer4[1].conv2.out_channels == 128
+    assert narrow.fc.in_features == 128 and standard.fc.in_features == 512
+    params = [sum(p.numel() for p in m.parameters()) for m in (narrow, standard)]
+    assert 14 < params[1] / params[0] < 17  # parameters grow with the square of the width
+    feats = {}
+    narrow.layer4.register_forward_hook(lambda m, i, o: feats.update(layer4=o.shape))
+    assert narrow.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert tuple(feats["layer4"]) == (2, 128, 4, 4)
+    assert narrow.layer2[0].downsample is not None and narrow.layer1[0].downsample is None
+    with pytest.warns(UserWarning, match="only for width 64"):
+        assert resnet18_cifar(16, weights="imagenet").xai_init == "random"
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="width"):
+            resnet18_cifar(bad, weights=None)
+
+
+def test_config_follows_the_profile():
+    config = torch_train.config_for(FAST)
+    assert (config.width, config.epochs, config.batch_size) == (
+        FAST.cifar_width, FAST.cifar_epochs, FAST.cifar_batch_size)
+    assert config.max_lr == pytest.approx(0.2 * FAST.cifar_batch_size / 128)
+
+
+TOY = dataclasses.replace(FAST, cifar_epochs=1, cifar_batch_size=20, cifar_width=4)
+
+
+def toy_cifar():
+    return Cifar10(_toy_data(40), _toy_data(20, seed=1), tuple("abcdefghij"), "toy", "")
+
+
 def test_load_or_train_caches_and_reuses(empty_data, monkeypatch):
-    profile = dataclasses.replace(FAST, cifar_epochs=1, cifar_batch_size=20)
-    data = Cifar10(_toy_data(40), _toy_data(20, seed=1), tuple("abcdefghij"), "toy", "")
-    with pytest.warns(UserWarning, match="random init"):
-        model, meta = torch_train.load_or_train(profile, torch.device("cpu"), data=data)
-    assert torch_train.checkpoint_path("resnet18_cifar_fast").exists()
-    assert meta["config"]["init"] == "random" and 0 <= meta["test_accuracy"] <= 1
+    data = toy_cifar()
+    said = []
+    model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=data, say=said.append)
+    path = Path(meta["checkpoint"])
+    assert path.name == "resnet18_cifar_fast.pt" and path.exists()
+    assert meta["init"] == "random" and meta["key"]["width"] == 4
+    assert 0 <= meta["test_accuracy"] <= 1
+    assert (meta["n_train"], meta["n_val"], meta["n_test"]) == (38, 2, 20)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a matching checkpoint must be reused")
 
     monkeypatch.setattr(torch_train, "train", no_training)
-    again, meta2 = torch_train.load_or_train(profile, torch.device("cpu"), data=data)
-    assert meta2["test_accuracy"] == meta["test_accuracy"]
+    again, meta2 = torch_train.load_or_train(TOY, torch.device("cpu"), say=said.append)
+    assert meta2["test_accuracy"] == meta["test_accuracy"] and meta2["source"] == "caché"
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    assert again.xai_trained and not again.training
     with pytest.raises(AssertionError, match="reused"):  # another config retrains
-        torch_train.load_or_train(dataclasses.replace(profile, cifar_epochs=2),
-                                  torch.device("cpu"), data=data)
+        torch_train.load_or_train(dataclasses.replace(TOY, cifar_epochs=2),
+                                  torch.device("cpu"), data=data, say=said.append)
+    assert "difiere en: epochs" in said[-1]
 
+
+def corrupt_bytes(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def resave_with_nan(path):
+    import json
+
+    from helpers import checkpoints
+
+    state = torch.load(path, weights_only=True)
+    state["fc.weight"][0, 0] = float("nan")
+    torch.save(state, path)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "sha256": checkpoints.sha256_of(path)}))
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    (corrupt_bytes, "sha256"),
+    (lambda p: p.write_bytes(p.read_bytes()[:100]), "sha256"),
+    (lambda p: p.write_bytes(b""), "vacío"),
+    (resave_with_nan, "no finitos"),
+])
+def test_a_bad_checkpoint_is_named_and_retrained_never_loaded(empty_data, fault, reason):
+    _, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                        say=lambda s: None)
+    path = Path(meta["checkpoint"])
+    fault(path)
+    said = []
+    again, meta2 = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                             say=said.append)
+    assert len(said) == 1 and str(path) in said[0] and reason in said[0]
+    assert "Se vuelve a entrenar" in said[0]
+    assert all(torch.isfinite(t).all() for t in again.state_dict().values()
+               if t.is_floating_point())
+    assert Path(meta2["checkpoint"]) == path  # retrained and saved again
+
+
+def test_shipped_checkpoint_is_used_without_training(empty_data, monkeypatch, tmp_path):
+    _, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                        say=lambda s: None)
+    shipped = empty_data / "checkpoints"
+    shipped.mkdir(parents=True)
+    for suffix in (".pt", ".json"):
+        src = Path(meta["checkpoint"]).with_suffix(suffix)
+        (shipped / src.name).write_bytes(src.read_bytes())
+        src.unlink()
+    monkeypatch.setattr(torch_train, "train", lambda *a, **k: pytest.fail("trained"))
+    _, meta2 = torch_train.load_or_train(TOY, torch.device("cpu"), say=lambda s: None)
+    assert meta2["source"] == "distribuido con los datos"
+    assert meta2["checkpoint"] == str(shipped / "resnet18_cifar_fast.pt")
+
+
+def test_unwritable_cache_keeps_the_trained_model_in_memory(empty_data, monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("XAI_CACHE_DIR", str(blocker / "cache"))
+    said = []
+    model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                            say=said.append)
+    assert "checkpoint" not in meta and model.xai_trained
+    assert len(said) == 1 and "no se puede escribir" in said[0] and "memoria" in said[0]

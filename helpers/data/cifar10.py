@@ -64,6 +64,7 @@ class Cifar10:
 def load_cifar10(n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Cifar10:
     """CIFAR-10 train/test, class-balanced subsets of ``n_train``/``n_test`` images (None: all).
 
+    ``n_train=0`` skips the training split (a notebook that only explains a trained model).
     Looks in ``$XAI_DATA_DIR`` for the project's npz copies (``cifar10/cifar10_subset.npz``,
     ``cifar10/cifar10_train_full_jpeg.npz``) or torchvision's ``cifar-10-batches-py``; else
     downloads with torchvision; else raises :class:`~helpers.data.DataNotFoundError`.
@@ -72,7 +73,7 @@ def load_cifar10(n_train: int | None = None, n_test: int | None = None, seed: in
     """
     arrays, source, note = _read_arrays(full_train=n_train is None or n_train > 10_000)
     x_train, y_train, x_test, y_test = arrays
-    tr = balanced_subset(y_train, n_train, seed)
+    tr = np.arange(0) if n_train == 0 else balanced_subset(y_train, n_train, seed)
     te = balanced_subset(y_test, n_test, seed)
     return Cifar10(CifarImages(x_train[tr], y_train[tr]), CifarImages(x_test[te], y_test[te]),
                    CLASSES, source, note)

@@ -120,6 +120,25 @@ def set_backbone_trainable(model: keras.Model, trainable: bool,
                 layer.trainable = False
 
 
+def unfreeze_top(model: keras.Model, n_kernels: int) -> list[str]:
+    """Make the top of the nested backbone trainable, from its ``n_kernels``-th last layer with a
+    kernel (convolution) up; everything below stays frozen, and so does every BatchNorm layer
+    (inference mode: its ImageNet statistics), as in keras.io's fine-tuning recipe. Returns the
+    names of the trainable layers; compile the model again afterwards."""
+    if isinstance(n_kernels, bool) or not isinstance(n_kernels, int) or n_kernels < 1:
+        raise ValueError(f"n_kernels must be an int >= 1, got {n_kernels!r}")
+    base = model.get_layer(BACKBONE)
+    leaves = [layer for layer in all_layers(base) if not isinstance(layer, keras.Model)]
+    kernels = [i for i, layer in enumerate(leaves)
+               if any(len(w.shape) >= 2 for w in layer.weights)
+               and not isinstance(layer, keras.layers.BatchNormalization)]
+    start = kernels[-min(n_kernels, len(kernels))]
+    base.trainable = True
+    for i, layer in enumerate(leaves):
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+    return [layer.name for layer in leaves if layer.trainable and layer.weights]
+
+
 def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Every layer of ``model``, nested models included (each before its own layers)."""
     found = []

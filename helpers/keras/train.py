@@ -22,7 +22,6 @@ frozen backbone on every training batch.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,17 +30,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers import checkpoints
 from helpers.core.training import TrainResult
-from helpers.data import cache_dir, load_flowers102
+from helpers.data import load_flowers102
 from helpers.keras import augment, pipeline
 from helpers.keras import models as keras_models
 from helpers.profile import Profile
 
-VARIANTS = ("baseline", "augment", "mixup", "cutmix")
+VARIANTS = ("baseline", "augment", "mixup", "cutmix", "finetune")
 TITLES = {"baseline": "línea base", "augment": "aumento (capas Keras)", "mixup": "Mixup",
-          "cutmix": "CutMix"}  # display names (the notebooks are in Spanish)
+          "cutmix": "CutMix", "finetune": "ajuste fino"}  # display names (notebooks in Spanish)
 BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
-CACHE_VERSION = 1  # bump when training code changes what a checkpoint means
+CACHE_VERSION = 2  # bump when training code changes what a checkpoint means
 
 
 def backbone_for(profile: Profile) -> str:
@@ -68,6 +68,11 @@ class TrainConfig:
     dropout: float = 0.2
     mixup_alpha: float = 0.2
     cutmix_alpha: float = 1.0
+    fine_tune_epochs: int = 5  # second stage of "finetune" (the profile sets it)
+    fine_tune_kernels: int = 4  # convolutions unfrozen from the top of the backbone
+    # 100x below the head's: with the head's high 1e-2, a 10x step down (1e-3) still wrecked the
+    # pretrained features in the fast profile (validation fell on the first fine-tuning epoch)
+    fine_tune_learning_rate: float = 1e-4
     size: int = 224
     seed: int = 0
 
@@ -80,7 +85,8 @@ def config_for(profile: Profile, variant: str, preprocessing: str = "own",
                size: int = 224) -> TrainConfig:
     """The training configuration of ``variant`` under ``profile`` (sizes from the profile)."""
     return TrainConfig(variant, backbone_for(profile), profile.flowers_epochs,
-                       profile.flowers_batch_size, preprocessing, size=size)
+                       profile.flowers_batch_size, preprocessing, size=size,
+                       fine_tune_epochs=profile.flowers_finetune_epochs)
 
 
 @dataclass
@@ -236,9 +242,10 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
                   verbose: int = 2) -> tuple[keras.Model, TrainResult]:
     """Build and train one variant: baseline on cached features, the others on image batches.
 
-    ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those mixes
-    on the plain images (each technique alone, so their effects can be compared). The baseline's
-    ``seconds`` include extracting its training features.
+    ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those
+    mixes on the plain images (each technique alone, so their effects can be compared);
+    ``finetune``: :func:`fine_tune`. The baseline's ``seconds`` include extracting its training
+    features.
     """
     keras.utils.set_random_seed(config.seed)
     model = build_for(config, data.num_classes)
@@ -246,10 +253,12 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
               "seed": config.seed, "verbose": verbose}
-    if config.variant == "baseline":
+    if config.variant in ("baseline", "finetune"):
         train = data.features("train", model)
         result = train_classifier(model, train, val, **common)
         result.seconds += train.seconds
+        if config.variant == "finetune":
+            result = fine_tune(model, config, data, result, verbose)
         return model, result
     mixes = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
              "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
@@ -258,6 +267,32 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
         augment=augment.augmentation_block(seed=config.seed)
         if config.variant == "augment" else None)
     return model, train_classifier(model, batches, val, **common)
+
+
+def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head: TrainResult,
+              verbose: int = 2) -> TrainResult:
+    """Second stage of keras.io's transfer-learning recipe, after the head (``head``) is trained.
+
+    The top ``config.fine_tune_kernels`` convolutions of the backbone are unfrozen (BatchNorm
+    stays in inference mode, :func:`helpers.keras.models.unfreeze_top`) and trained with the
+    head, at ``config.fine_tune_learning_rate``, on image batches, validated on images (the
+    backbone changes, so no cached features), with early stopping. The model keeps the best epoch
+    of both stages (the head's if fine-tuning never beats it); the history runs through both.
+    """
+    head_weights = {v.path: v.numpy() for v in model.weights}
+    keras_models.unfreeze_top(model, config.fine_tune_kernels)
+    second = train_classifier(model, data.pipeline("train", training=True),
+                              data.pipeline("validation"), epochs=config.fine_tune_epochs,
+                              learning_rate=config.fine_tune_learning_rate,
+                              patience=config.patience, seed=config.seed, verbose=verbose)
+    keras_models.set_backbone_trainable(model, False)
+    history = {k: head.history[k] + second.history[k] for k in head.history if k in second.history}
+    history["stage"] = [1.0] * head.epochs_run + [2.0] * second.epochs_run
+    result = TrainResult.from_history(history, head.seconds + second.seconds)
+    if result.best_epoch <= head.epochs_run:  # fine-tuning never beat the head alone
+        for var in model.weights:
+            var.assign(head_weights[var.path])
+    return result
 
 
 def checkpoint_stem(profile: Profile, variant: str, preprocessing: str = "own") -> str:
@@ -273,34 +308,43 @@ def run_key(config: TrainConfig, data: FlowersSplits) -> dict:
             "version": CACHE_VERSION}
 
 
-def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
-                  force: bool = False, verbose: int = 2) -> tuple[keras.Model, dict]:
-    """The trained ``variant`` for ``data``'s profile: from the cache, else trained and cached.
+def load_weights(path, config: TrainConfig, num_classes: int) -> keras.Model:
+    """The classifier of ``config`` holding the weights saved at ``path`` (checked finite)."""
+    model = build_for(config, num_classes, weights=None)
+    model.load_weights(path)
+    checkpoints.require_finite((v.path, keras.ops.convert_to_numpy(v)) for v in model.weights)
+    return model
 
-    Cache: ``helpers.data.cache_dir()/checkpoints/<stem>.weights.h5`` plus ``<stem>.json``
-    (metadata). A checkpoint is used only when its :func:`run_key` equals this run's;
-    ``force=True`` retrains. Returns ``(model, meta)``; ``meta`` holds the key, the
-    :class:`TrainResult` fields, the profile and ``"from_cache"``.
+
+def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
+                  force: bool = False, verbose: int = 2, say=print) -> tuple[keras.Model, dict]:
+    """The ``variant`` trained for ``data``'s profile: a verified checkpoint, else trained now.
+
+    Looks for ``<stem>.weights.h5`` (:func:`checkpoint_stem`) in ``$XAI_DATA_DIR/checkpoints``
+    (shipped, read-only) and then in the cache (:func:`helpers.checkpoints.load_first`); a
+    checkpoint is used only when its :func:`run_key` equals this run's. ``force=True`` retrains.
+    Returns ``(model, meta)``; ``meta`` holds the key, the :class:`TrainResult` fields, the
+    profile and ``"from_cache"``.
     """
     config = config_for(data.profile, variant, preprocessing, data.size)
-    key = run_key(config, data)
-    folder = cache_dir() / "checkpoints"
-    stem = checkpoint_stem(data.profile, variant, preprocessing)
-    weights, meta_path = folder / f"{stem}.weights.h5", folder / f"{stem}.json"
-    if not force and weights.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key:
-            model = build_for(config, data.num_classes, weights=None)
-            model.load_weights(weights)
-            return model, {**meta, "from_cache": True}
+    key, stem = run_key(config, data), checkpoint_stem(data.profile, variant, preprocessing)
+    if not force:
+        found = checkpoints.load_first(
+            stem, ".weights.h5", key, lambda path: load_weights(path, config, data.num_classes),
+            say)
+        if found is not None:
+            return found[0], {**found[1], "from_cache": True}
+    problem = checkpoints.cache_problem()
+    if problem:
+        say(f"Aviso: {problem}.")
     model, result = train_variant(config, data, verbose=verbose)
     meta = {"key": key, "profile": data.profile.name, **asdict(result)}
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{stem}.tmp.weights.h5"
-    model.save_weights(tmp)
-    tmp.replace(weights)
-    meta_path.with_suffix(".tmp").write_text(json.dumps(meta, indent=1))
-    meta_path.with_suffix(".tmp").replace(meta_path)
+    if problem is None:
+        try:
+            meta["checkpoint"] = str(checkpoints.save(stem, ".weights.h5", model.save_weights,
+                                                      meta))
+        except OSError as err:
+            say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
     return model, {**meta, "from_cache": False}
 
 

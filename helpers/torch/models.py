@@ -19,35 +19,74 @@ from helpers.torch import normalization as norm
 NUM_CLASSES = 10
 
 
-def resnet18_cifar(weights: Literal["imagenet"] | None = "imagenet") -> nn.Module:
-    """torchvision's ResNet-18 adapted to 32x32 inputs.
+def resnet18_cifar(width: int = 64,
+                   weights: Literal["imagenet"] | None = "imagenet") -> nn.Module:
+    """torchvision's ResNet-18 adapted to 32x32 inputs, with ``width`` channels in its first stage.
 
     The 7x7 stride-2 ``conv1`` becomes 3x3 stride 1 and the max-pool is removed, so ``layer4``
-    sees 4x4 maps instead of 1x1; ``fc`` has 10 outputs. With ``weights="imagenet"`` the
-    backbone starts from ImageNet weights (fetched by :mod:`helpers.data`; ``conv1`` keeps the
-    central 3x3 taps of the pretrained 7x7 kernels). When they cannot be had, the model starts
-    from random weights and a warning says so.
+    sees 4x4 maps instead of 1x1; ``fc`` has 10 outputs. The four stages have ``width``,
+    ``2 width``, ``4 width`` and ``8 width`` channels: 64 is the standard ResNet-18, 16 a quarter
+    of its channels (the fast profile's ``cifar_width``), same depth and module names. With
+    ``weights="imagenet"`` a width-64 model starts from ImageNet weights (fetched by
+    :mod:`helpers.data`; ``conv1`` keeps the central 3x3 taps of the pretrained 7x7 kernels).
+    Other widths, or a missing weight file, start from torchvision's random initialization and a
+    warning says so.
     """
     from torchvision.models import resnet18
 
-    model = resnet18(weights=None)
-    state = _imagenet_resnet18_state() if weights == "imagenet" else None
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive int (64 = standard ResNet-18), got {width!r}")
+    model = resnet18(weights=None)
+    state = None
+    if weights == "imagenet" and width != 64:
+        warnings.warn(f"ImageNet weights exist only for width 64: the width-{width} ResNet-18 "
+                      "starts from random init", stacklevel=2)
+    elif weights == "imagenet":
+        state = _imagenet_resnet18_state()
     if state is not None:
         model.load_state_dict(state)
     pretrained_conv1 = model.conv1.weight.detach()
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    if state is not None:
+    model.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+    if width != 64:
+        model.bn1 = nn.BatchNorm2d(width)
+        for i, planes in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            in_planes, stride = (planes // 2, 2) if i else (width, 1)
+            setattr(model, f"layer{i + 1}", _stage(in_planes, planes, stride))
+    model.maxpool = nn.Identity()
+    model.fc = nn.Linear(8 * width, NUM_CLASSES)
+    if state is None:
+        _torchvision_init(model)
+    else:
         with torch.no_grad():  # central taps, rescaled to keep the response magnitude
             center = pretrained_conv1[:, :, 2:5, 2:5]
             model.conv1.weight.copy_(center * pretrained_conv1.abs().sum() / center.abs().sum())
-    model.maxpool = nn.Identity()
-    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
     model.normalization = norm.CIFAR10
     model.xai_trained = False
     model.xai_init = "imagenet" if state is not None else "random"
     return model
+
+
+def _stage(in_planes: int, planes: int, stride: int) -> nn.Sequential:
+    """Two torchvision BasicBlocks; the first downsamples (1x1 conv + BN) when shapes change."""
+    from torchvision.models.resnet import BasicBlock
+
+    down = None
+    if stride != 1 or in_planes != planes:
+        down = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                             nn.BatchNorm2d(planes))
+    return nn.Sequential(BasicBlock(in_planes, planes, stride, down), BasicBlock(planes, planes))
+
+
+def _torchvision_init(model: nn.Module) -> None:
+    """torchvision's ResNet initialization: Kaiming-normal convolutions, BN scale 1 and shift 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 def _imagenet_resnet18_state() -> dict | None:

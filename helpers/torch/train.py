@@ -1,7 +1,9 @@
 """Training and evaluation of the CIFAR-10 models, one code path for CPU and GPU.
 
 On a GPU the same functions use mixed precision (``torch.autocast`` + ``GradScaler``), pinned
-memory and non-blocking copies; on a CPU those switches are simply off. Lesson:
+memory and non-blocking copies; on a CPU those switches are simply off. Both train in
+``channels_last`` memory format (faster convolutions on CPUs and tensor cores alike). Trained
+models are kept as verified checkpoints (:mod:`helpers.checkpoints`). Lesson:
 ``01_cifar10_modelo.ipynb``.
 """
 
@@ -11,6 +13,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,22 +22,35 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from helpers import checkpoints
 from helpers.core.stats import accuracy
 from helpers.core.training import TrainResult
-from helpers.data import cache_dir
 from helpers.data.cifar10 import CifarImages
+from helpers.profile import Profile
+
+VAL_FRACTION = 0.05  # class-balanced share of the training split held out for validation
+CACHE_VERSION = 2  # bump when the training code changes what a checkpoint means
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run (the profile sets epochs and batch size)."""
+    """Hyper-parameters of one training run (the profile sets epochs, batch size and width)."""
 
     epochs: int
     batch_size: int = 128
+    width: int = 64  # channels of the ResNet-18's first stage (see resnet18_cifar)
     max_lr: float = 0.05
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     seed: int = 0
+
+
+def config_for(profile: Profile) -> TrainConfig:
+    """The ResNet-18's training configuration under ``profile``: its sizes, and a peak learning
+    rate scaled linearly with the batch size: 0.2 per 128 images (for the fast profile's short
+    schedule, 0.4 at batch 256 beat 0.1 and 0.2 in ``bench/bench_cifar_width.py``)."""
+    return TrainConfig(epochs=profile.cifar_epochs, batch_size=profile.cifar_batch_size,
+                       width=profile.cifar_width, max_lr=0.2 * profile.cifar_batch_size / 128)
 
 
 def _identity(batch):
@@ -95,7 +111,7 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
     accuracy (the first one on ties, :func:`helpers.core.training.best_epoch`).
     """
     torch.manual_seed(config.seed)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
     cuda = device.type == "cuda"
     data = loader(train_set, config.batch_size, shuffle=True, device=device, seed=config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=0.9,
@@ -105,13 +121,14 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
     scaler = torch.amp.GradScaler(device.type, enabled=cuda)
     pad = model.normalization.constant(torch.zeros(1, 3, 1, 1), 0.0).flatten().to(device)
     gen = torch.Generator().manual_seed(config.seed)
-    history: dict[str, list[float]] = {"loss": [], "val_accuracy": []}
+    history: dict[str, list[float]] = {"loss": [], "val_accuracy": [], "seconds": []}
     best_state, start = None, time.monotonic()
     for epoch in range(config.epochs):
         model.train()
         losses = []
         for x, y in tqdm(data, desc=f"época {epoch + 1}/{config.epochs}", leave=False):
             x = random_crop_flip(x.to(device, non_blocking=True), pad, generator=gen)
+            x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=cuda):
                 loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
@@ -128,6 +145,7 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
             best_state = copy.deepcopy(model.state_dict())
         history["loss"].append(float(np.mean(losses)))
         history["val_accuracy"].append(val_acc)
+        history["seconds"].append(time.monotonic() - start)  # cumulative, with validation
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -152,32 +170,6 @@ def predict(model: nn.Module, dataset: CifarImages, device: torch.device,
     return torch.cat(probs).numpy(), dataset.labels
 
 
-def checkpoint_path(name: str) -> Path:
-    """Where trained weights named ``name`` live (in the writable cache, never the data copy)."""
-    return cache_dir() / "checkpoints" / f"{name}.pt"
-
-
-def save_checkpoint(model: nn.Module, path: Path, meta: dict) -> None:
-    """Save weights and metadata (atomic write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
-    tmp.replace(path)
-
-
-def load_checkpoint(model: nn.Module, path: Path) -> dict:
-    """Load weights saved by :func:`save_checkpoint` into ``model``; return the metadata."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(ckpt["state_dict"])
-    model.xai_trained = True
-    return ckpt["meta"]
-
-
-def run_config(config: TrainConfig, n_train: int, init: str) -> dict:
-    """The facts that identify a training run (a checkpoint is reused only if they match)."""
-    return {**asdict(config), "n_train": n_train, "init": init}
-
-
 def split_validation(dataset: CifarImages, fraction: float = 0.1,
                      seed: int = 0) -> tuple[CifarImages, CifarImages]:
     """Class-balanced (train, validation) split of a training set; the test set stays untouched."""
@@ -189,34 +181,68 @@ def split_validation(dataset: CifarImages, fraction: float = 0.1,
             CifarImages(dataset.images[val_idx], dataset.labels[val_idx]))
 
 
-def load_or_train(profile, device: torch.device, data=None, force: bool = False):
-    """The ResNet-18-CIFAR trained for ``profile``: from the cache, else trained now and cached.
+def run_key(profile: Profile, config: TrainConfig) -> dict:
+    """Everything that defines a training run: a checkpoint is used only if its key is equal."""
+    return {**asdict(config), "train_size": profile.cifar_train_size,
+            "val_fraction": VAL_FRACTION, "init": "imagenet" if config.width == 64 else "random",
+            "version": CACHE_VERSION}
 
-    A cached checkpoint is reused only when its training configuration matches this profile's;
-    ``force=True`` retrains. Returns ``(model in eval mode on device, metadata dict)`` where the
-    metadata holds the history, validation and test accuracy, wall time and data source.
+
+def load_weights(path: Path, width: int) -> nn.Module:
+    """A ResNet-18-CIFAR of ``width`` holding the weights saved at ``path`` (checked finite)."""
+    from helpers.torch.models import resnet18_cifar
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise checkpoints.CheckpointError("no contiene un state_dict de PyTorch")
+    checkpoints.require_finite((name, t.numpy()) for name, t in state.items()
+                               if t.is_floating_point())
+    model = resnet18_cifar(width, weights=None)
+    model.load_state_dict(state)
+    model.xai_trained = True
+    return model
+
+
+def load_or_train(profile: Profile, device: torch.device, data=None, force: bool = False,
+                  say=print) -> tuple[nn.Module, dict[str, Any]]:
+    """The ResNet-18-CIFAR of ``profile``: a verified checkpoint if one fits, else trained now.
+
+    Looks for ``resnet18_cifar_<profile>.pt`` in ``$XAI_DATA_DIR/checkpoints`` (shipped,
+    read-only) and then in the cache (:func:`helpers.checkpoints.load_first`); ``force=True``
+    retrains. Training uses ``data`` (default: :func:`helpers.data.load_cifar10` at the profile's
+    training size, all test images), holds out :data:`VAL_FRACTION` of the training split for
+    validation and measures the test accuracy on ``data.test``. Returns ``(model in eval mode on
+    device, metadata)``: the run's key, :class:`~helpers.core.training.TrainResult` fields, test
+    accuracy, split sizes, data source and the checkpoint's path.
     """
     from helpers.data import load_cifar10
     from helpers.torch.models import resnet18_cifar
 
-    config = TrainConfig(epochs=profile.cifar_epochs, batch_size=profile.cifar_batch_size)
-    path = checkpoint_path(f"resnet18_cifar_{profile.name}")
-    data = data or load_cifar10(profile.cifar_train_size, profile.cifar_test_size)
-    train_set, val_set = split_validation(data.train, seed=config.seed)
-    key = run_config(config, len(train_set), init="")
-    if path.exists() and not force:
-        model = resnet18_cifar(weights=None)
-        meta = load_checkpoint(model, path)
-        if {**meta["config"], "init": ""} == key:
-            print(f"Modelo entrenado cargado de {path} (perfil {meta['profile']}, "
-                  f"exactitud en prueba {meta['test_accuracy']:.1%}).")
-            return model.to(device).eval(), meta
-    model = resnet18_cifar(weights="imagenet")
+    config = config_for(profile)
+    key, stem = run_key(profile, config), f"resnet18_cifar_{profile.name}"
+    if not force:
+        found = checkpoints.load_first(stem, ".pt", key,
+                                       lambda path: load_weights(path, config.width), say)
+        if found is not None:
+            model, meta = found
+            say(f"Modelo entrenado cargado de {meta['checkpoint']} (perfil {meta['profile']}, "
+                f"exactitud en prueba {meta['test_accuracy']:.1%} con {meta['n_test']} imágenes).")
+            return model.to(device, memory_format=torch.channels_last).eval(), meta
+    problem = checkpoints.cache_problem()
+    if problem:
+        say(f"Aviso: {problem}.")
+    data = data or load_cifar10(profile.cifar_train_size, None)
+    train_set, val_set = split_validation(data.train, VAL_FRACTION, config.seed)
+    model = resnet18_cifar(config.width, weights="imagenet" if key["init"] == "imagenet" else None)
     result = train(model, train_set, val_set, config, device)
-    test_acc = accuracy(*predict(model, data.test, device))
-    meta = {"config": run_config(config, len(train_set), model.xai_init), "profile": profile.name,
-            **asdict(result), "test_accuracy": test_acc, "n_test": len(data.test),
+    meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),
+            "test_accuracy": accuracy(*predict(model, data.test, device)),
+            "n_train": len(train_set), "n_val": len(val_set), "n_test": len(data.test),
             "data_source": data.source}
-    save_checkpoint(model, path, meta)
+    if problem is None:
+        try:
+            meta["checkpoint"] = str(checkpoints.save(
+                stem, ".pt", lambda path: torch.save(model.state_dict(), path), meta))
+        except OSError as err:
+            say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
     return model.eval(), meta
-

@@ -1,0 +1,158 @@
+"""Trained checkpoints of both tracks: verified on load, written atomically, shippable.
+
+Lessons: ``01_cifar10_modelo.ipynb`` (the ResNet-18) and ``13_entrenamiento_y_comparacion.ipynb``
+(the Flowers102 variants). Framework-neutral: the tracks pass functions that write and read their
+weight files (``helpers.torch.train``, ``helpers.keras.train``).
+
+A checkpoint is two files with one stem: the weights (``<stem>.pt``, ``<stem>.weights.h5``) and
+``<stem>.json``, whose ``key`` holds everything that defines the run (configuration, data sizes)
+and whose ``sha256`` is that of the weight file.
+
+* Lookup (:func:`load_first`): ``$XAI_DATA_DIR/checkpoints/`` first (read-only: for example the
+  full-profile models an instructor trained once on a GPU and copied there, see
+  ``make checkpoints``), then the cache ``$XAI_CACHE_DIR/checkpoints/``. A checkpoint is used only
+  when its metadata reads, its key equals this run's, its weights match the sha256 and load, and
+  every weight is finite; otherwise one line says which file is skipped and why.
+* Saving (:func:`save`): weights and metadata go to unique temporary names and are renamed into
+  place, weights first and metadata last, so an interrupted save never leaves half a checkpoint.
+  :func:`cache_problem` is asked before training: a cache that cannot be written is reported
+  then, and the trained model is kept in memory instead of being lost at save time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from helpers import __version__
+from helpers.data.resolve import CACHE_ENV, DEFAULT_DATA_DIR, data_dir
+
+T = TypeVar("T")
+FOLDER = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be trusted (the message says why)."""
+
+
+def shipped_dir() -> Path:
+    """Read-only checkpoints shipped with the data: ``$XAI_DATA_DIR/checkpoints``."""
+    return data_dir() / FOLDER
+
+
+def cache_folder() -> Path:
+    """Where this machine's trained checkpoints go: ``$XAI_CACHE_DIR/checkpoints`` (not created)."""
+    root = os.environ.get(CACHE_ENV) or DEFAULT_DATA_DIR / "cache"
+    return Path(root).expanduser().resolve() / FOLDER
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_problem() -> str | None:
+    """None when a checkpoint can be written to :func:`cache_folder`, else why not (Spanish)."""
+    folder = cache_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return (f"no se puede escribir en {folder} ({type(err).__name__}: {err.strerror or err}); "
+                f"el modelo entrenado se conservará solo en memoria durante esta sesión. Para "
+                f"guardarlo, apunta ${CACHE_ENV} a una carpeta con permiso de escritura")
+    return None
+
+
+def require_finite(arrays: Iterable[tuple[str, Any]]) -> None:
+    """CheckpointError naming the first weight array ``(name, numpy array)`` with NaN or inf."""
+    for name, array in arrays:
+        if not np.isfinite(array).all():
+            raise CheckpointError(f"tiene pesos no finitos (NaN o infinito) en {name}")
+
+
+def _read_meta(meta_path: Path, weights: Path, key: dict) -> dict:
+    """The metadata of a checkpoint, or CheckpointError saying why it cannot be used."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"sus metadatos no se pueden leer ({type(err).__name__})") from err
+    if not isinstance(meta, dict) or "key" not in meta or "sha256" not in meta:
+        raise CheckpointError("sus metadatos no tienen el formato esperado")
+    if meta["key"] != key:
+        old = meta["key"] if isinstance(meta["key"], dict) else {}
+        changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+        raise CheckpointError(f"se entrenó con otra configuración (difiere en: "
+                              f"{', '.join(changed) or 'key'})")
+    if not weights.is_file():
+        raise CheckpointError(f"falta su archivo de pesos {weights.name}")
+    if weights.stat().st_size == 0:
+        raise CheckpointError("su archivo de pesos está vacío")
+    if sha256_of(weights) != meta["sha256"]:
+        raise CheckpointError("sus pesos no coinciden con su sha256 (archivo dañado o truncado)")
+    return meta
+
+
+def load_first(stem: str, suffix: str, key: dict, load: Callable[[Path], T],
+               say: Callable[[str], Any] = print) -> tuple[T, dict] | None:
+    """``(load(weights), metadata)`` of the first trustworthy checkpoint, or None.
+
+    ``load`` builds the model from a weight file; it raises (any exception, e.g.
+    :class:`CheckpointError` for non-finite weights) when the file does not fit. Every skipped
+    checkpoint is reported through ``say`` with its path and the reason.
+    """
+    for source, folder in (("distribuido con los datos", shipped_dir()), ("caché", cache_folder())):
+        weights, meta_path = folder / f"{stem}{suffix}", folder / f"{stem}.json"
+        if not meta_path.exists() and not weights.exists():
+            continue
+        try:
+            if not meta_path.exists():
+                raise CheckpointError(f"faltan sus metadatos {meta_path.name}")
+            meta = _read_meta(meta_path, weights, key)
+            model = load(weights)
+        except Exception as err:  # any bad file: skip it, say why, and retrain
+            reason = str(err) if isinstance(err, CheckpointError) else \
+                f"no se pudo cargar ({type(err).__name__}: {str(err)[:200]})"
+            say(f"Se ignora el punto de control {weights} ({source}): {reason}. "
+                "Se vuelve a entrenar.")
+            continue
+        return model, {**meta, "checkpoint": str(weights), "source": source}
+    return None
+
+
+def save(stem: str, suffix: str, write: Callable[[Path], None], meta: dict) -> Path:
+    """Write a checkpoint to the cache: ``write(path)`` saves the weights; returns their path.
+
+    The metadata gains ``sha256``, ``weights`` (the file name) and ``package_version``. Raises
+    OSError when the cache cannot be written (ask :func:`cache_problem` before training).
+    """
+    folder = cache_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    tmp_weights = folder / f".{stem}.{token}.tmp{suffix}"
+    tmp_meta = folder / f".{stem}.{token}.tmp.json"
+    weights, meta_path = folder / f"{stem}{suffix}", folder / f"{stem}.json"
+    try:
+        write(tmp_weights)
+        full = {**meta, "sha256": sha256_of(tmp_weights), "weights": weights.name,
+                "package_version": __version__}
+        tmp_meta.write_text(json.dumps(full, indent=1, default=float))
+        os.replace(tmp_weights, weights)
+        os.replace(tmp_meta, meta_path)
+    finally:
+        tmp_weights.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
+    return weights

@@ -38,9 +38,9 @@ def test_profiles_differ_only_in_sizes():
     assert fast.reduced and not full.reduced
     for field in dataclasses.fields(profile.Profile):
         a, b = getattr(fast, field.name), getattr(full, field.name)
-        if field.name != "name":  # sizes: ints (never a bool, which is an int in Python)
-            assert type(a) is int and (b is None or type(b) is int), field.name
-            assert a > 0 and (b is None or b > 0), field.name
+        if field.name != "name":  # sizes: positive ints or None (all); never a bool
+            for value in (a, b):
+                assert value is None or (type(value) is int and value > 0), field.name
     assert fast.cifar_width < full.cifar_width == 64 and fast.cifar_epochs < full.cifar_epochs
     assert fast.cifar_test_size < 10_000 and full.cifar_test_size is None
     assert fast.flowers_train_size is None and fast.flowers_val_size is None  # official splits

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from helpers import __version__
-from helpers.data.resolve import CACHE_ENV, DEFAULT_DATA_DIR, data_dir
+from helpers.data.resolve import CACHE_ENV, cache_root, data_dir
 
 T = TypeVar("T")
 FOLDER = "checkpoints"
@@ -49,8 +49,7 @@ def shipped_dir() -> Path:
 
 def cache_folder() -> Path:
     """Where this machine's trained checkpoints go: ``$XAI_CACHE_DIR/checkpoints`` (not created)."""
-    root = os.environ.get(CACHE_ENV) or DEFAULT_DATA_DIR / "cache"
-    return Path(root).expanduser().resolve() / FOLDER
+    return cache_root() / FOLDER
 
 
 def sha256_of(path: Path) -> str:

@@ -46,9 +46,15 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
 
 
+def cache_root() -> Path:
+    """The cache directory's path (``$XAI_CACHE_DIR``, default ``cache/`` in the default data
+    directory), not created."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_DATA_DIR / "cache").expanduser().resolve()
+
+
 def cache_dir() -> Path:
     """A writable directory for downloads and trained checkpoints (created on demand)."""
-    path = Path(os.environ.get(CACHE_ENV) or DEFAULT_DATA_DIR / "cache").expanduser().resolve()
+    path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

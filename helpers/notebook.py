@@ -55,7 +55,8 @@ def banner(session: Session) -> str:
              f"Python {platform.python_version()}, {_framework_versions(session.framework)}"]
     lines += [f"Datos {name}: {where}" for name, where in describe_sources().items()]
     if prof.reduced:
-        lines.append("AVISO: ejecución reducida (perfil 'fast': subconjuntos y menos épocas). "
+        lines.append("AVISO: ejecución reducida (perfil 'fast': modelos más pequeños, menos épocas "
+                     "y subconjuntos de prueba). "
                      "Los números de este cuaderno son de esa ejecución reducida; con GPU "
                      "o XAI_PROFILE=full se ejecuta la versión completa.")
     return "\n".join(lines)

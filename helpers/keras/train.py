@@ -6,9 +6,10 @@ load the models it trained). Labels are one-hot everywhere and the loss is
 ``CategoricalCrossentropy(from_logits=True)``, so the soft labels of Mixup/CutMix and the hard
 labels of validation go through the same loss.
 
-Frozen backbone: every model of :func:`helpers.keras.models.build_classifier` here keeps its
-ImageNet backbone frozen (inference mode), so its logits are ``head(features)`` with features
-that depend only on the image. That allows two shortcuts, both exact:
+Frozen backbone: the models of :func:`helpers.keras.models.build_classifier` keep their ImageNet
+backbone frozen (inference mode) while their head trains, so their logits are
+``head(features)`` with features that depend only on the image. That allows two shortcuts, both
+exact:
 
 - the baseline (no augmentation) trains its head on features computed once
   (:meth:`FlowersSplits.features`);
@@ -16,7 +17,9 @@ that depend only on the image. That allows two shortcuts, both exact:
   variant trains on an augmented image pipeline (:class:`FeatureValidation`).
 
 Augmentation, Mixup and CutMix change the input images every epoch, so those variants run the
-frozen backbone on every training batch.
+frozen backbone on every training batch. ``finetune`` (:func:`fine_tune`) then trains the top of
+its backbone too, validated on images; features are cached per backbone fingerprint, so a
+fine-tuned model gets features of its own and :func:`predict_proba` stays exact.
 """
 
 from __future__ import annotations
@@ -349,7 +352,8 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
 
 
 def predict_proba(model: keras.Model, data: FlowersSplits, split: str) -> np.ndarray:
-    """Softmax probabilities [N, K] of a split, from its cached features (frozen backbone)."""
+    """Softmax probabilities [N, K] of a split: the head on the split's features through this
+    model's own preprocessing and backbone (cached per backbone fingerprint; inference mode)."""
     logits = _logits(keras_models.head_from(model), data.features(split, model).x)
     return np.asarray(tf.nn.softmax(logits))
 

@@ -313,3 +313,17 @@ def test_layers_by_resolution_deepest_first_without_padding_layers():
     assert found[sizes[0]] == ke.last_conv_layer(model) == "conv_pw_13_relu"
     assert found[(4, 4)] == "conv_pw_11_relu" and found[(8, 8)] == "conv_pw_5_relu"
     assert not any("pad" in name for name in found.values())
+
+
+def test_non_finite_images_and_baselines_are_rejected(models, images):
+    model = linear_model()
+    bad = images.copy()
+    bad[0, 1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"images has 1 non-finite value\(s\)"):
+        ke.grad_cam(models[0], bad, layer="conv2")
+    with pytest.raises(ValueError, match=r"images has 1 non-finite value\(s\)"):
+        ke.integrated_gradients(model, bad, 0, steps=2)
+    with pytest.raises(ValueError, match="baseline has"):
+        ke.integrated_gradients(model, images, 0, baseline=np.full((S, S, 3), np.inf), steps=2)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        ke.integrated_gradients(model, images, 0, steps=2, batch_size=0)

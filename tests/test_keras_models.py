@@ -109,6 +109,7 @@ def test_imagenet_weights_are_loaded_from_the_local_file(monkeypatch):
 
 
 def test_missing_weights_raise_data_not_found(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
     monkeypatch.setenv("XAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

@@ -20,6 +20,7 @@ from helpers.torch.models import ResNetCifar, resnet18_cifar, resnet20_cifar
 
 @pytest.fixture
 def empty_data(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
     monkeypatch.setenv("XAI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

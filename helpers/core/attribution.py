@@ -89,6 +89,8 @@ def check_baseline(baseline: Any) -> str | None:
 
 def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``a_s`` in [0, 1] and weights ``w_s`` (summing to 1) of the rule ``method``."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise ValueError(f"steps must be an int, got {steps!r}")
     if method == "gausslegendre" and steps >= 1:
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (nodes + 1), 0.5 * weights

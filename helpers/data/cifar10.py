@@ -14,7 +14,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from helpers.data.resolve import balanced_subset, data_dir, download_dir, not_found, try_download
+from helpers.data.resolve import (
+    DataNotFoundError,
+    balanced_subset,
+    data_dir,
+    download_dir,
+    not_found,
+    read_npz,
+    try_download,
+)
 from helpers.data.sources import CIFAR_TV_FOLDER, cifar_npz, cifar_torchvision_roots
 from helpers.torch import normalization as norm
 
@@ -85,9 +93,9 @@ def _read_arrays(full_train: bool):
     jpeg_note = ("These are JPEG-recompressed (quality 75) copies of CIFAR-10: accuracies run "
                  "about 10 points lower than on the lossless originals.")
     if subset.exists() and (not full_train or full.exists()):
-        with np.load(subset) as d:
-            x_test, y_test = d["x_test"], d["y_test"]
-            x_train, y_train = (d["x_train"], d["y_train"]) if not full_train else _decode(full)
+        d = read_npz(subset, ["x_test", "y_test"] + ([] if full_train else ["x_train", "y_train"]))
+        x_test, y_test = d["x_test"], d["y_test"]
+        x_train, y_train = _decode(full) if full_train else (d["x_train"], d["y_train"])
         return (x_train, y_train, x_test, y_test), f"local npz copy in {subset.parent}", jpeg_note
     tv_roots = cifar_torchvision_roots()
     for base in tv_roots:
@@ -107,11 +115,15 @@ def _read_arrays(full_train: bool):
 def _decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
-    with np.load(path) as f:
-        buf, off, y = f["jpeg"], f["offsets"], f["y"]
-    images = [np.asarray(Image.open(io.BytesIO(buf[a:b].tobytes())).convert("RGB"))
-              for a, b in itertools.pairwise(off)]
-    return np.stack(images), y
+    f = read_npz(path, ["jpeg", "offsets", "y"])
+    buf, off = f["jpeg"], f["offsets"]
+    try:
+        images = [np.asarray(Image.open(io.BytesIO(buf[a:b].tobytes())).convert("RGB"))
+                  for a, b in itertools.pairwise(off)]
+    except (OSError, ValueError) as err:
+        raise DataNotFoundError(f"{path} holds a damaged image ({err}). Delete the file and run "
+                                "again, or point $XAI_DATA_DIR to a good copy.") from err
+    return np.stack(images), f["y"]
 
 
 def _torchvision_arrays(root: Path, download: bool):

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.data.resolve import balanced_subset, data_dir, download_dir, not_found, try_download
+from helpers.data.resolve import (
+    balanced_subset,
+    data_dir,
+    download_dir,
+    not_found,
+    read_npz,
+    try_download,
+)
 from helpers.data.sources import TFDS_NAME, flowers_npz, tfds_dirs
 
 SPLITS = {"train": "train", "validation": "val", "test": "test_subset"}
@@ -60,8 +67,8 @@ def load_flowers102(split: str, n: int | None = None, seed: int = 0):
 def _from_npz(path: Path, split: str, n: int | None, seed: int):
     import tensorflow as tf
 
-    with np.load(path) as f:
-        buf, off, labels, names = f["jpeg"], f["offsets"], f["label"], f["class_names"]
+    f = read_npz(path, ["jpeg", "offsets", "label", "class_names"])
+    buf, off, labels, names = f["jpeg"], f["offsets"], f["label"], f["class_names"]
     keep = balanced_subset(labels, n, seed)
     blobs = [buf[off[i]:off[i + 1]].tobytes() for i in keep]
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(blobs), tf.constant(labels[keep])))
@@ -83,11 +90,11 @@ def _from_tfds(root: Path, split: str, n: int | None, seed: int, download: bool)
     ds, tfds_info = tfds.load(TFDS_NAME, split=split, data_dir=str(root), as_supervised=True,
                               with_info=True, download=download, shuffle_files=False)
     total = tfds_info.splits[split].num_examples
-    if n is not None and n < total:
+    if n is not None:
         labels = np.fromiter((int(y) for _, y in ds.map(lambda x, y: (0, y))), dtype=np.int64)
         keep = tf.constant(balanced_subset(labels, n, seed))
         ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(i == keep)).map(lambda i, xy: xy)
     names = tuple(tfds_info.features["label"].names)
     source = ("downloaded by tfds to " if download else "local tfds copy in ") + str(root)
-    info = FlowersInfo(split, min(n or total, total), OFFICIAL_SIZES[split], names, source, "")
+    info = FlowersInfo(split, total if n is None else n, OFFICIAL_SIZES[split], names, source, "")
     return ds, info

@@ -10,12 +10,15 @@ cache directory, ``$XAI_CACHE_DIR`` (default ``cache/`` inside that default). Le
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import shutil
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,8 +45,17 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def data_dir() -> Path:
-    """The local data directory (``$XAI_DATA_DIR``, default :data:`DEFAULT_DATA_DIR`)."""
-    return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR).expanduser().resolve()
+    """The local data directory (``$XAI_DATA_DIR``, default :data:`DEFAULT_DATA_DIR`).
+
+    A ``$XAI_DATA_DIR`` that does not exist is reported (a misspelt path is never created).
+    """
+    chosen = os.environ.get(DATA_ENV)
+    path = Path(chosen or DEFAULT_DATA_DIR).expanduser().resolve()
+    if chosen and not path.is_dir():
+        raise DataNotFoundError(f"${DATA_ENV} is {chosen!r}, which is not an existing folder "
+                                f"({path}). Fix the path (a typo?), create the folder, or unset "
+                                f"${DATA_ENV} to use the default {DEFAULT_DATA_DIR}.")
+    return path
 
 
 def cache_root() -> Path:
@@ -55,18 +67,19 @@ def cache_root() -> Path:
 def cache_dir() -> Path:
     """A writable directory for downloads and trained checkpoints (created on demand)."""
     path = cache_root()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise NotADirectoryError(f"the cache directory {path} (${CACHE_ENV}) cannot be created: "
+                                 f"a file stands in its path ({err.filename}). Point "
+                                 f"${CACHE_ENV} to a folder.") from err
     return path
 
 
 def download_dir() -> Path:
     """Where downloads go: the data directory if writable, else the cache directory."""
     root = data_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return cache_dir()
-    return root if os.access(root, os.W_OK) else cache_dir()
+    return root if root.is_dir() and os.access(root, os.W_OK) else cache_dir()
 
 
 def reachable(url: str, timeout: float | None = None) -> bool:
@@ -135,14 +148,38 @@ def balanced_subset(labels: np.ndarray, n: int | None, seed: int = 0) -> np.ndar
     """Indices of ``n`` items with classes as balanced as possible (all items if ``n`` is None).
 
     Deterministic for a seed; the returned indices are sorted so the original order is kept.
+    ``n`` larger than the split is an error, not a silent cap.
     """
     labels = np.asarray(labels)
-    if n is None or n >= len(labels):
+    if n is None:
         return np.arange(len(labels))
-    if n <= 0:
-        raise ValueError(f"subset size must be positive, got {n}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"subset size must be an int >= 1 or None (all), got {n!r}")
+    if n > len(labels):
+        raise ValueError(f"asked for {n} items but the split has {len(labels)}; pass None for "
+                         "all of them or a smaller size")
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     # round-robin over classes: item j of every class before item j+1 of any class
     order = [idx[j] for j in range(max(map(len, per_class))) for idx in per_class if j < len(idx)]
     return np.sort(np.asarray(order[:n]))
+
+
+def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the npz file at ``path``; a damaged file raises DataNotFoundError.
+
+    The message names the file and what to do (delete it and run again to download a fresh
+    copy, or point ``$XAI_DATA_DIR`` to another copy) instead of a bare zip or zlib error.
+    """
+    try:
+        with np.load(path) as f:
+            arrays = {key: f[key] for key in keys}
+        bad = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+        if bad:
+            raise ValueError(f"{bad} are not numpy arrays")
+        return arrays
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataNotFoundError(
+            f"{path} is damaged or incomplete ({type(err).__name__}: {err}). Delete it and run "
+            f"again to download a fresh copy, or point ${DATA_ENV} to a folder with a good "
+            "copy.") from err

@@ -36,6 +36,7 @@ from helpers.core.attribution import (
 )
 from helpers.core.filters import default_sigma
 from helpers.core.filters import gaussian_blur as blur_images
+from helpers.core.validate import batch_size_or, require_finite
 from helpers.keras.models import all_layers, layer_path
 
 Target = int | Sequence[int] | np.ndarray | None
@@ -144,7 +145,8 @@ def integrated_gradients(model: keras.Model, images, target: Target = None, base
         return grad(tf.constant(points), tf.constant(targets)).numpy()
 
     attr = (x - ref) * path_integral(gradient, x, ref, t, alphas, weights,
-                                     batch_size or DEFAULT_BATCH_SIZE, np.zeros_like(x))
+                                     batch_size_or(DEFAULT_BATCH_SIZE, batch_size),
+                                     np.zeros_like(x))
     if not return_gap:
         return attr
     rows = np.arange(len(x))
@@ -165,10 +167,12 @@ def make_reference(baseline, images, seed: int | None = None) -> np.ndarray:
     name = check_baseline(baseline)
     if name is None:
         try:
-            return np.broadcast_to(np.asarray(baseline, dtype=np.float32), x.shape).copy()
+            ref = np.broadcast_to(np.asarray(baseline, dtype=np.float32), x.shape).copy()
         except ValueError as err:
             raise ValueError(f"baseline of shape {np.shape(baseline)} does not broadcast to "
                              f"{x.shape}") from err
+        require_finite("baseline", int((~np.isfinite(ref)).sum()), ref.size)
+        return ref
     if name in ("black", "gray"):
         return np.full_like(x, 0.0 if name == "black" else GRAY)
     if name == "mean":
@@ -277,7 +281,10 @@ def as_batch(images) -> tf.Tensor:
                          "use images[None] for a single image")
     if x.shape[0] == 0:
         raise ValueError("images is an empty batch")
-    return tf.cast(x, tf.float32)
+    x = tf.cast(x, tf.float32)
+    require_finite("images", int(tf.reduce_sum(tf.cast(~tf.math.is_finite(x), tf.int32))),
+                   int(tf.size(x)))
+    return x
 
 
 def targets_or_predicted(target: Target, n: int, model: keras.Model) -> np.ndarray:

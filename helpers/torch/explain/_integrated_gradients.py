@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from helpers.core.attribution import path_integral, quadrature
+from helpers.core.validate import batch_size_or
 from helpers.torch.explain._references import Baseline, make_reference
 from helpers.torch.explain.base import (
     Target,
@@ -46,7 +47,7 @@ def integrated_gradients(model: nn.Module, x: Tensor, target: Target = None,
             logits = logits_of(model, x)
         t = resolve_target(target, logits)
         attr = (x - ref) * path_gradient(model, x, ref, t, method, steps,
-                                         batch_size or DEFAULT_BATCH_SIZE)
+                                         batch_size_or(DEFAULT_BATCH_SIZE, batch_size))
         if not return_gap:
             return to_output(attr)
         with torch.inference_mode():

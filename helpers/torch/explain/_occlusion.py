@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from helpers.core.validate import batch_size_or, int_pair
 from helpers.torch.explain.base import (
     Target,
     chunks,
@@ -48,7 +49,8 @@ def occlusion(model: nn.Module, x: Tensor, target: Target = None, patch: int | t
         masks = window_masks(x.shape[2:], patch, stride, x.device)
         filled = resolve_fill(fill, x, ctx.normalization)
         drops = torch.empty(x.shape[0] * masks.shape[0], dtype=p_clean.dtype, device=x.device)
-        for idx in chunks(drops.numel(), batch_size or DEFAULT_BATCH_SIZE, x.device):
+        for idx in chunks(drops.numel(), batch_size_or(DEFAULT_BATCH_SIZE, batch_size),
+                          x.device):
             img, win = idx // masks.shape[0], idx % masks.shape[0]
             occluded = torch.where(masks[win, None], filled[img], x[img])
             drops[idx] = p_clean[img] - pick(logits_of(model, occluded).softmax(dim=1), t[img])
@@ -69,7 +71,7 @@ def window_starts(size: int, patch: int, stride: int) -> list[int]:
 def window_masks(shape: torch.Size, patch: int | tuple[int, int], stride: int | tuple[int, int],
                  device: torch.device) -> Tensor:
     """Boolean masks [windows, H, W], row-major over window positions."""
-    (ph, pw), (sh, sw) = _pair(patch), _pair(stride)
+    (ph, pw), (sh, sw) = int_pair("patch", patch), int_pair("stride", stride)
     rows, cols = window_starts(shape[0], ph, sh), window_starts(shape[1], pw, sw)
     masks = torch.zeros(len(rows), len(cols), *shape, dtype=torch.bool, device=device)
     for i, r in enumerate(rows):
@@ -95,7 +97,3 @@ def resolve_fill(fill: Fill, x: Tensor, normalization: Normalization) -> Tensor:
     if isinstance(fill, bool) or not isinstance(fill, int | float) or not 0 <= fill <= 1:
         raise ValueError(f"a numeric fill is a pixel value in [0, 1], got {fill!r}")
     return normalization.constant(x, float(fill))
-
-
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from helpers.core.attribution import check_baseline
 from helpers.core.filters import default_sigma, gaussian_taps
+from helpers.core.validate import require_finite
 from helpers.torch.normalization import Normalization
 
 Baseline = str | Tensor | np.ndarray | None
@@ -33,10 +34,12 @@ def make_reference(baseline: Baseline, x: Tensor, normalization: Normalization,
     if name is None:
         ref = torch.as_tensor(baseline)
         try:
-            return ref.to(device=x.device, dtype=x.dtype).expand_as(x).clone()
+            ref = ref.to(device=x.device, dtype=x.dtype).expand_as(x).clone()
         except RuntimeError as err:
             raise ValueError(f"baseline of shape {tuple(ref.shape)} does not broadcast to "
                              f"{tuple(x.shape)}") from err
+        require_finite("baseline", int((~torch.isfinite(ref)).sum()), ref.numel())
+        return ref
     if name in ("black", "gray"):
         return normalization.constant(x, 0.0 if name == "black" else 0.5)
     if name == "mean":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from helpers.core.validate import batch_size_or, non_negative, positive_int
 from helpers.torch.explain.base import (
     Target,
     explaining,
@@ -34,8 +35,9 @@ def smoothgrad(method: Callable[..., Tensor], model: nn.Module, x: Tensor, *args
     The N x n_samples noisy images go to ``method`` in chunks of ``batch_size`` (default 64);
     ``seed`` makes the noise reproducible.
     """
-    if n_samples < 1 or sigma < 0:
-        raise ValueError(f"need n_samples >= 1 and sigma >= 0, got {n_samples}, {sigma}")
+    n_samples = positive_int("n_samples", n_samples)
+    sigma = non_negative("sigma", sigma)
+    size = batch_size_or(DEFAULT_BATCH_SIZE, batch_size)
     with explaining(model, x, normalization) as ctx:
         x = ctx.x
         with torch.inference_mode():
@@ -48,7 +50,6 @@ def smoothgrad(method: Callable[..., Tensor], model: nn.Module, x: Tensor, *args
         targets = t.repeat_interleave(n_samples)
         if "normalization" in inspect.signature(method).parameters:
             kwargs["normalization"] = ctx.normalization
-        size = batch_size or DEFAULT_BATCH_SIZE
         maps = [method(model, noisy[i:i + size], *args, target=targets[i:i + size], **kwargs)
                 for i in range(0, noisy.shape[0], size)]
         maps = torch.cat(maps)

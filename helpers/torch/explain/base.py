@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from helpers.core.attribution import resolve_targets, unknown_name_message
+from helpers.core.validate import positive_int, require_finite
 from helpers.torch.normalization import Normalization, identity
 
 Target = int | Sequence[int] | Tensor | None
@@ -37,7 +38,7 @@ class Prepared:
 
 
 def check_input(x: Tensor) -> None:
-    """Raise ValueError unless ``x`` is a 4-D floating-point tensor [N,C,H,W] with N >= 1."""
+    """Raise ValueError unless ``x`` is a finite 4-D floating-point tensor [N,C,H,W], N >= 1."""
     if not isinstance(x, Tensor):
         raise ValueError(f"x must be a torch.Tensor [N,C,H,W], got {type(x).__name__}")
     if x.dim() != 4:
@@ -47,6 +48,7 @@ def check_input(x: Tensor) -> None:
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError("x is an empty batch")
+    require_finite("x", int((~torch.isfinite(x)).sum()), x.numel())
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -179,7 +181,6 @@ def to_output(t: Tensor) -> Tensor:
 
 def chunks(total: int, size: int, device: torch.device) -> Iterator[Tensor]:
     """Index ranges ``arange(start, stop)`` that split ``range(total)`` in pieces of ``size``."""
-    if size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {size}")
+    size = positive_int("batch_size", size)
     for start in range(0, total, size):
         yield torch.arange(start, min(start + size, total), device=device)

@@ -198,3 +198,35 @@ def test_albumentations_is_imported_without_torch():
                          timeout=120, cwd=Path(__file__).resolve().parents[1], env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("fn", [augment.mixup, augment.cutmix])
+def test_bad_labels_are_rejected_not_silently_mixed(batch, fn):
+    images, labels = batch
+    with pytest.raises(ValueError, match=rf"must lie in \[0, {K}\).*got \[{K}\]"):
+        fn(images, tf.tensor_scatter_nd_update(labels, [[0]], [K]), num_classes=K)
+    with pytest.raises(ValueError, match="images but"):
+        fn(images, labels[:-1], num_classes=K)
+    with pytest.raises(ValueError, match="must be integers"):
+        fn(images, tf.cast(labels, tf.float32), num_classes=K)
+    bad = tf.data.Dataset.from_tensors((images, tf.tensor_scatter_nd_update(labels, [[0]], [-1])))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must lie in"):
+        next(iter(bad.map(lambda x, y: fn(x, y, num_classes=K, seed=1))))
+
+
+@pytest.mark.parametrize("fn", [augment.mixup, augment.cutmix])
+def test_integer_one_hot_labels_of_one_image_keep_their_shape(batch, fn):
+    images, labels = batch
+    one_hot = tf.one_hot(labels[:1], K, dtype=tf.int32)  # [1, K] integers
+    _, mixed = fn(images[:1], one_hot, seed=3)
+    assert mixed.shape == (1, K)
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(one_hot, np.float32))
+    _, from_index = fn(images[:1], labels[:1, None], num_classes=K, seed=3)  # [1, 1] indices
+    np.testing.assert_allclose(np.asarray(from_index), np.asarray(mixed))
+
+
+def test_albumentations_map_rejects_float_images(batch):
+    images, labels = batch
+    ds = tf.data.Dataset.from_tensor_slices((tf.cast(images, tf.float32) / 255.0, labels))
+    with pytest.raises(ValueError, match="expects uint8 images"):
+        augment.albumentations_map(ds, augment.albumentations_transform(16), 16)

@@ -100,6 +100,11 @@ def albumentations_map(ds: tf.data.Dataset, transform: Any, size: int = 224,
         out = tf.numpy_function(apply, [image], tf.uint8, stateful=True)
         return tf.ensure_shape(out, [size, size, 3]), label
 
+    spec = ds.element_spec[0] if isinstance(ds.element_spec, tuple) else ds.element_spec
+    if spec.dtype != tf.uint8:
+        raise ValueError(f"albumentations_map expects uint8 images in [0, 255] (before batch), "
+                         f"got {spec.dtype.name}: cast with tf.saturate_cast(x, tf.uint8) first, "
+                         "or the transform would return saturated 0/255 pixels")
     calls = None if deterministic else tf.data.AUTOTUNE
     return ds.map(per_image, num_parallel_calls=calls)
 
@@ -118,7 +123,7 @@ def mixup(images: tf.Tensor, labels: tf.Tensor, alpha: float = 0.2,
     Works eagerly and inside ``dataset.batch(...).map(...)``.
     """
     images = tf.cast(images, tf.float32)
-    labels = soft_labels(labels, num_classes)
+    labels = _same_batch(images, soft_labels(labels, num_classes))
     s_perm, s_lam = tf.unstack(_split_seed(seed, 2))
     n = tf.shape(images)[0]
     perm = _permutation(n, s_perm)
@@ -144,7 +149,7 @@ def cutmix(images: tf.Tensor, labels: tf.Tensor, alpha: float = 1.0,
     Images out: float32.
     """
     images = tf.cast(images, tf.float32)
-    labels = soft_labels(labels, num_classes)
+    labels = _same_batch(images, soft_labels(labels, num_classes))
     s_perm, s_lam, s_y, s_x = tf.unstack(_split_seed(seed, 4))
     n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
     perm = _permutation(n, s_perm)
@@ -171,17 +176,47 @@ def _box_bounds(side: tf.Tensor, ratio: tf.Tensor, m: tf.Tensor,
 
 
 def soft_labels(labels: tf.Tensor, num_classes: int | None = None) -> tf.Tensor:
-    """Integer labels [N] (or [N, 1]) as one-hot float32 [N, K]; float [N, K] labels as float32."""
+    """Labels as soft float32 [N, K]: class indices [N] (or [N, 1]) become one-hot, one-hot or
+    soft labels [N, K] (integer or float) are cast.
+
+    Class indices need ``num_classes`` and must lie in ``[0, num_classes)`` (checked now when
+    eager, at run time inside a ``tf.data`` map); an index outside would give an all-zero row.
+    """
     labels = tf.convert_to_tensor(labels)
-    if labels.dtype.is_integer:
-        if num_classes is None:
-            raise ValueError("integer labels need num_classes to become one-hot labels")
-        return tf.one_hot(tf.reshape(labels, [-1]), num_classes, dtype=tf.float32)
-    if labels.shape.rank != 2:
-        raise ValueError(f"float labels must be one-hot [N, K], got shape {labels.shape}")
-    if num_classes is not None and labels.shape[-1] not in (None, num_classes):
-        raise ValueError(f"labels have {labels.shape[-1]} classes, num_classes={num_classes}")
-    return tf.cast(labels, tf.float32)
+    rank, last = labels.shape.rank, labels.shape[-1] if labels.shape.rank else None
+    if rank == 2 and last != 1:
+        if num_classes is not None and last not in (None, num_classes):
+            raise ValueError(f"labels have {last} classes, num_classes={num_classes}")
+        return tf.cast(labels, tf.float32)
+    if not labels.dtype.is_integer:
+        raise ValueError(f"class-index labels must be integers, got {labels.dtype} with shape "
+                         f"{labels.shape}; soft labels must be [N, K]")
+    if num_classes is None:
+        raise ValueError("integer labels need num_classes to become one-hot labels")
+    index = tf.reshape(labels, [-1])
+    message = f"class-index labels must lie in [0, {num_classes}) (num_classes={num_classes})"
+    if tf.executing_eagerly():
+        bad = np.asarray(index)[(np.asarray(index) < 0) | (np.asarray(index) >= num_classes)]
+        if bad.size:
+            raise ValueError(f"{message}, got {sorted(set(bad.tolist()))}")
+    else:
+        with tf.control_dependencies([
+                tf.debugging.assert_non_negative(index, message=message),
+                tf.debugging.assert_less(index, tf.cast(num_classes, index.dtype),
+                                         message=message)]):
+            index = tf.identity(index)
+    return tf.one_hot(index, num_classes, dtype=tf.float32)
+
+
+def _same_batch(images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """``labels`` after checking that they have one row per image (statically when known)."""
+    n_images, n_labels = images.shape[0], labels.shape[0]
+    if n_images is not None and n_labels is not None and n_images != n_labels:
+        raise ValueError(f"{n_images} images but {n_labels} labels: pass one label per image")
+    with tf.control_dependencies([tf.debugging.assert_equal(
+            tf.shape(images)[0], tf.shape(labels)[0],
+            message="the batch has a different number of images and labels")]):
+        return tf.identity(labels)
 
 
 def beta_sample(shape: list, alpha: float, seed: tf.Tensor) -> tf.Tensor:

@@ -28,7 +28,7 @@ class WeightFile:
     filename: str
     url: str
     framework_cache: str  # "torch" (torch hub checkpoints) or "keras" (~/.keras/models)
-    sha256_prefix: str | None = None
+    sha256_prefix: str | None = None  # the full sha256 where known, else its published prefix
 
     def local_candidates(self) -> list[Path]:
         root = data_dir()
@@ -53,7 +53,7 @@ WEIGHTS = {
         "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5", "keras"),
     "mobilenet_025_imagenet": WeightFile(
         "mobilenet_2_5_224_tf_no_top.h5", f"{_KERAS}/mobilenet/mobilenet_2_5_224_tf_no_top.h5",
-        "keras"),
+        "keras", "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf"),
 }
 
 

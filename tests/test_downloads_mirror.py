@@ -1,0 +1,161 @@
+"""The real download paths, against a mirror served by the test process on 127.0.0.1.
+
+A tiny CIFAR-10 archive in torchvision's real format (``cifar-10-python.tar.gz`` with pickled
+batches; torchvision's md5 constants are pointed at it) and a weight file are served; the loaders
+download them into the data directory (or the cache when it is read-only), and the next call
+uses the local copy with the server stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import pickle
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torchvision.datasets import CIFAR10
+
+from helpers.data import DataNotFoundError, cifar10, fetch_weights, load_cifar10, resolve, weights
+
+PER_BATCH = 20  # images per training batch file (5 files) and in the test file
+
+
+class Mirror:
+    """A static file server on 127.0.0.1 for one folder; ``stop()`` closes it."""
+
+    def __init__(self, folder: Path) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def cifar_archive(folder: Path) -> dict:
+    """``cifar-10-python.tar.gz`` as torchvision expects it; returns md5s and the pixels."""
+    rng = np.random.default_rng(0)
+    files, sums, pixels = {}, {}, {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8)
+        labels = [int(v) for v in np.arange(PER_BATCH) % 10]
+        files[name] = pickle.dumps({"data": data, "labels": labels, "batch_label": name})
+        pixels[name] = data
+    files["batches.meta"] = pickle.dumps({"label_names": list(cifar10.CLASSES)})
+    sums = {name: md5(blob) for name, blob in files.items()}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, blob in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    (folder / "cifar-10-python.tar.gz").write_bytes(buffer.getvalue())
+    return {"sums": sums, "tgz": md5(buffer.getvalue()), "pixels": pixels}
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    server = Mirror(served)
+    yield served, server
+    server.stop()
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    monkeypatch.setenv("XAI_DATA_DIR", str(data))
+    monkeypatch.setenv("XAI_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return data, cache
+
+
+def serve_cifar(monkeypatch, served: Path, server: Mirror) -> dict:
+    made = cifar_archive(served)
+    url = f"{server.url}/cifar-10-python.tar.gz"
+    monkeypatch.setattr(cifar10, "URL", url)
+    monkeypatch.setattr(CIFAR10, "url", url)
+    monkeypatch.setattr(CIFAR10, "tgz_md5", made["tgz"])
+    monkeypatch.setattr(CIFAR10, "train_list",
+                        [[f"data_batch_{i}", made["sums"][f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", made["sums"]["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                          "md5": made["sums"]["batches.meta"]})
+    return made
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_cifar_download_then_offline_reuse(mirror, dirs, monkeypatch, read_only):
+    served, server = mirror
+    data, cache = dirs
+    made = serve_cifar(monkeypatch, served, server)
+    if read_only:  # as root nothing is read-only: say so through os.access
+        monkeypatch.setattr(resolve.os, "access", lambda path, mode: False)
+    first = load_cifar10()
+    target = cache if read_only else data
+    assert (target / "cifar-10-batches-py" / "test_batch").is_file()
+    assert first.source == f"downloaded by torchvision to {target}"
+    assert (len(first.train), len(first.test)) == (5 * PER_BATCH, PER_BATCH)
+    expected = made["pixels"]["test_batch"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(first.test.images, expected)
+    server.stop()  # offline from here on
+    again = load_cifar10()
+    assert again.source == f"torchvision copy in {target}"
+    np.testing.assert_array_equal(again.test.images, first.test.images)
+
+
+def test_a_mirror_serving_a_corrupt_archive_is_not_taken(mirror, dirs, monkeypatch):
+    served, server = mirror
+    serve_cifar(monkeypatch, served, server)
+    archive = served / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-100])  # md5 no longer matches
+    with pytest.raises(DataNotFoundError, match="CIFAR-10 not found"):
+        load_cifar10()
+
+
+def test_weights_download_with_checksum_then_offline_reuse(mirror, dirs, monkeypatch):
+    served, server = mirror
+    data, _ = dirs
+    blob = b"weights of a tiny model" * 100
+    (served / "tiny.h5").write_bytes(blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", digest)
+    monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
+    monkeypatch.setenv("KERAS_HOME", str(data.parent / "keras"))
+    path = fetch_weights("tiny")
+    assert path == data / "weights" / "tiny.h5" and path.read_bytes() == blob
+    server.stop()
+    assert fetch_weights("tiny") == path  # offline: the local copy
+
+
+def test_a_weight_file_with_the_wrong_checksum_is_rejected(mirror, dirs, monkeypatch):
+    served, server = mirror
+    data, _ = dirs
+    (served / "tiny.h5").write_bytes(b"tampered")
+    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", "0" * 64)
+    monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
+    monkeypatch.setenv("KERAS_HOME", str(data.parent / "keras"))
+    with pytest.raises(DataNotFoundError, match="checksum mismatch"):
+        fetch_weights("tiny")
+    assert not (data / "weights" / "tiny.h5").exists()  # nothing half-written is left

@@ -327,3 +327,21 @@ def test_non_finite_images_and_baselines_are_rejected(models, images):
         ke.integrated_gradients(model, images, 0, baseline=np.full((S, S, 3), np.inf), steps=2)
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         ke.integrated_gradients(model, images, 0, steps=2, batch_size=0)
+
+
+def test_models_with_several_outputs_are_rejected_not_half_explained(images):
+    from helpers.keras import metrics as kmetrics
+
+    inp = keras.Input((S, S, 3))
+    conv = L.Conv2D(4, 3, name="conv")(inp)
+    pooled = L.GlobalAveragePooling2D()(conv)
+    two = keras.Model(inp, [L.Dense(K)(pooled), L.Dense(2)(pooled)], name="two_heads")
+    for call in (lambda: ke.grad_cam(two, images, layer="conv"),
+                 lambda: ke.integrated_gradients(two, images, steps=2),
+                 lambda: kmetrics.probability_fn(two, 0),
+                 lambda: kmetrics.deletion_insertion(two, images, np.ones((S, S)))):
+        with pytest.raises(ValueError, match=r"one output of class scores.*'two_heads' has "
+                                             r"outputs \[\(None, 3\), \(None, 2\)\]"):
+            call()
+    one = keras.Model(inp, two.outputs[0])
+    assert ke.grad_cam(one, images, layer="conv").shape == (len(images), S, S)

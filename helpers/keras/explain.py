@@ -58,6 +58,7 @@ def grad_cam(model: keras.Model, images, layer: str | None = None,
     :func:`last_conv_layer`). ``target``: None (predicted class), an int, or one int per image.
     An all-zero map (no positive evidence) is returned as zeros with a UserWarning.
     """
+    num_classes(model)  # one output of class scores, or a clear error
     x = as_batch(images)
     name = layer if layer is not None else last_conv_layer(model)
     shape = tuple(x.shape[1:])
@@ -132,6 +133,7 @@ def integrated_gradients(model: keras.Model, images, target: Target = None, base
     so memory is bounded. With ``return_gap=True`` also returns
     ``gap[n] = sum(IG[n]) - (f_t(x_n) - f_t(x'_n))``.
     """
+    num_classes(model)
     x = as_batch(images).numpy()
     ref = make_reference(baseline, x, seed)
     alphas, weights = (v.astype(np.float32) for v in quadrature(method, steps))
@@ -270,8 +272,15 @@ def _rank(layer) -> int | None:
         return None
 
 
-def _num_classes(model: keras.Model) -> int:
-    return int(model.outputs[0].shape[-1])
+def num_classes(model: keras.Model) -> int:
+    """The number of class scores of a model with exactly one output [N, K]."""
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or len(outputs[0].shape) != 2:
+        shapes = [tuple(o.shape) for o in outputs]
+        raise ValueError(f"the explainers need a model with one output of class scores [N, K]; "
+                         f"{model.name!r} has outputs {shapes}. Wrap the one to explain: "
+                         "keras.Model(model.inputs, model.outputs[i]).")
+    return int(outputs[0].shape[-1])
 
 
 def as_batch(images) -> tf.Tensor:
@@ -290,5 +299,5 @@ def as_batch(images) -> tf.Tensor:
 def targets_or_predicted(target: Target, n: int, model: keras.Model) -> np.ndarray:
     """Class per image as int32 [n] (:func:`helpers.core.attribution.resolve_targets`);
     -1 stands for the predicted class (None), resolved inside the graph."""
-    t = resolve_targets(target, n, _num_classes(model))
+    t = resolve_targets(target, n, num_classes(model))
     return np.full(n, -1, np.int32) if t is None else t.astype(np.int32)

@@ -20,7 +20,7 @@ from helpers.core import quality
 from helpers.core.attribution import resolve_targets
 from helpers.core.maps import as_heatmaps
 from helpers.core.quality import DeletionInsertion
-from helpers.keras.explain import Target, as_batch, make_reference
+from helpers.keras.explain import Target, as_batch, make_reference, num_classes
 
 Baseline = str | np.ndarray
 ScoreFn = Callable[..., np.ndarray]
@@ -42,7 +42,7 @@ def probability_fn(model: keras.Model, target: int | Sequence[int] | np.ndarray,
                          "image (the class predicted on the clean image, say)")
     single = isinstance(target, numbers.Integral) and not isinstance(target, bool | np.bool_)
     classes = int(target) if single else np.asarray(target).reshape(-1)
-    k = int(model.outputs[0].shape[-1])
+    k = num_classes(model)
 
     def score(batch, rows=None) -> np.ndarray:
         x = as_batch(batch)
@@ -80,6 +80,7 @@ def deletion_insertion(model: keras.Model, images, maps, target: Target = None,
     [N, steps + 1], ``.deletion_auc`` (lower = better) and ``.insertion_auc`` (higher = better)
     [N]. See :func:`helpers.core.quality.deletion_curve` for the details.
     """
+    num_classes(model)
     x = as_batch(images).numpy()
     heat = maps if np.ndim(maps) == 2 else as_heatmaps(maps, channels_last=True)
     logits = np.asarray(model(x, training=False))

@@ -5,4 +5,18 @@ crashes (see ../shared/ENVIRONMENT.md), and test files that use TensorFlow may r
 torch ones.
 """
 
+import pytest
 import torchvision  # noqa: F401  (import order matters, see above)
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    """An empty data dir and cache dir, and framework caches pointed away from $HOME."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    data.mkdir()
+    monkeypatch.setenv("XAI_DATA_DIR", str(data))
+    monkeypatch.setenv("XAI_CACHE_DIR", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    return data, cache

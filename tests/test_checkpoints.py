@@ -12,14 +12,6 @@ from helpers import checkpoints as ck
 KEY = {"epochs": 3, "n_train": 100}
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("XAI_DATA_DIR", str(data))
-    monkeypatch.setenv("XAI_CACHE_DIR", str(cache))
-    return data, cache
-
 
 def write_array(value):
     def write(path):

@@ -13,19 +13,6 @@ import pytest
 from helpers.data import DataNotFoundError, balanced_subset, fetch_weights, resolve, weights
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    """An empty data dir and cache dir, and framework caches pointed away from $HOME."""
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("XAI_DATA_DIR", str(data))
-    monkeypatch.setenv("XAI_CACHE_DIR", str(cache))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    return data, cache
-
-
 def _no_network(*_args, **_kwargs):
     raise AssertionError("the network must not be touched when a local copy exists")
 

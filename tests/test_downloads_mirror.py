@@ -81,15 +81,6 @@ def mirror(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv("XAI_DATA_DIR", str(data))
-    monkeypatch.setenv("XAI_CACHE_DIR", str(cache))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return data, cache
-
 
 def serve_cifar(monkeypatch, served: Path, server: Mirror) -> dict:
     made = cifar_archive(served)
@@ -142,7 +133,6 @@ def test_weights_download_with_checksum_then_offline_reuse(mirror, dirs, monkeyp
     digest = hashlib.sha256(blob).hexdigest()
     spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", digest)
     monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
-    monkeypatch.setenv("KERAS_HOME", str(data.parent / "keras"))
     path = fetch_weights("tiny")
     assert path == data / "weights" / "tiny.h5" and path.read_bytes() == blob
     server.stop()
@@ -155,7 +145,6 @@ def test_a_weight_file_with_the_wrong_checksum_is_rejected(mirror, dirs, monkeyp
     (served / "tiny.h5").write_bytes(b"tampered")
     spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", "0" * 64)
     monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
-    monkeypatch.setenv("KERAS_HOME", str(data.parent / "keras"))
     with pytest.raises(DataNotFoundError, match="checksum mismatch"):
         fetch_weights("tiny")
     assert not (data / "weights" / "tiny.h5").exists()  # nothing half-written is left

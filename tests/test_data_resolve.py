@@ -59,7 +59,7 @@ def test_download_when_no_local_copy(dirs, monkeypatch):
     payload = b"fake weights"
     spec = weights.WEIGHTS["resnet20_cifar10"]
     monkeypatch.setitem(weights.WEIGHTS, "resnet20_cifar10", weights.WeightFile(
-        spec.filename, spec.url, "torch", hashlib.sha256(payload).hexdigest()[:8]))
+        spec.filename, spec.url, "torch", "sha256:" + hashlib.sha256(payload).hexdigest()[:8]))
     calls = _mock_server(monkeypatch, payload)
     path = fetch_weights("resnet20_cifar10")
     assert path == data / "weights" / spec.filename and path.read_bytes() == payload
@@ -74,7 +74,7 @@ def test_download_goes_to_cache_when_data_dir_is_read_only(dirs, monkeypatch):
     else:
         data.chmod(0o555)
     _mock_server(monkeypatch, b"abc")
-    spec = weights.WeightFile("w.bin", "https://x/w.bin", "torch")
+    spec = weights.WeightFile("w.bin", "https://x/w.bin", "torch", None)
     monkeypatch.setitem(weights.WEIGHTS, "w", spec)
     try:
         assert fetch_weights("w") == cache / "weights" / "w.bin"
@@ -134,7 +134,8 @@ def silent_server():
 
 def test_stalled_network_fails_within_the_time_bound(dirs, monkeypatch, silent_server):
     monkeypatch.setattr(resolve, "CONNECT_TIMEOUT_S", 1.0)
-    monkeypatch.setitem(weights.WEIGHTS, "w", weights.WeightFile("w.bin", silent_server, "torch"))
+    spec = weights.WeightFile("w.bin", silent_server, "torch", None)
+    monkeypatch.setitem(weights.WEIGHTS, "w", spec)
     start = time.monotonic()
     with pytest.raises(DataNotFoundError, match="no connection"):
         fetch_weights("w")

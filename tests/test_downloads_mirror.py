@@ -1,7 +1,9 @@
 """The real download paths, against a mirror served by the test process on 127.0.0.1.
 
 A tiny CIFAR-10 archive in torchvision's real format (``cifar-10-python.tar.gz`` with pickled
-batches; torchvision's md5 constants are pointed at it) and a weight file are served; the loaders
+batches; torchvision's md5 constants are pointed at it), a tiny Flowers102 source for tfds
+(``102flowers.tgz``, ``imagelabels.mat``, ``setid.mat``; the builder's base URL and registered
+sha256s are pointed at it) and a weight file are served; the loaders
 download them into the data directory (or the cache when it is read-only), and the next call
 uses the local copy with the server stopped.
 """
@@ -21,7 +23,16 @@ import numpy as np
 import pytest
 from torchvision.datasets import CIFAR10
 
-from helpers.data import DataNotFoundError, cifar10, fetch_weights, load_cifar10, resolve, weights
+from helpers.data import (
+    DataNotFoundError,
+    cifar10,
+    fetch_weights,
+    flowers102,
+    load_cifar10,
+    load_flowers102,
+    resolve,
+    weights,
+)
 
 PER_BATCH = 20  # images per training batch file (5 files) and in the test file
 
@@ -131,7 +142,7 @@ def test_weights_download_with_checksum_then_offline_reuse(mirror, dirs, monkeyp
     blob = b"weights of a tiny model" * 100
     (served / "tiny.h5").write_bytes(blob)
     digest = hashlib.sha256(blob).hexdigest()
-    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", digest)
+    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", f"sha256:{digest}")
     monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
     path = fetch_weights("tiny")
     assert path == data / "weights" / "tiny.h5" and path.read_bytes() == blob
@@ -139,12 +150,113 @@ def test_weights_download_with_checksum_then_offline_reuse(mirror, dirs, monkeyp
     assert fetch_weights("tiny") == path  # offline: the local copy
 
 
-def test_a_weight_file_with_the_wrong_checksum_is_rejected(mirror, dirs, monkeypatch):
+@pytest.mark.parametrize("checksum", ["sha256:" + "0" * 64, "md5:" + "0" * 32, "sha256:f37072fd"])
+def test_a_weight_file_with_the_wrong_checksum_is_rejected(mirror, dirs, monkeypatch, checksum):
     served, server = mirror
     data, _ = dirs
     (served / "tiny.h5").write_bytes(b"tampered")
-    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", "0" * 64)
+    spec = weights.WeightFile("tiny.h5", f"{server.url}/tiny.h5", "keras", checksum)
     monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
     with pytest.raises(DataNotFoundError, match="checksum mismatch"):
         fetch_weights("tiny")
     assert not (data / "weights" / "tiny.h5").exists()  # nothing half-written is left
+
+
+def test_an_md5_published_checksum_is_checked_as_md5(mirror, dirs, monkeypatch):
+    served, server = mirror
+    blob = b"keras publishes md5 digests"
+    (served / "k.h5").write_bytes(blob)
+    spec = weights.WeightFile("k.h5", f"{server.url}/k.h5", "keras", f"md5:{md5(blob)}")
+    monkeypatch.setitem(weights.WEIGHTS, "k", spec)
+    assert fetch_weights("k").read_bytes() == blob
+
+
+def test_every_weight_file_has_a_published_checksum():
+    unverified = {name for name, spec in weights.WEIGHTS.items() if spec.checksum is None}
+    assert unverified <= {"mobilenet_v2_imagenet"}  # Keras publishes none for this file
+    for spec in weights.WEIGHTS.values():
+        if spec.checksum:
+            algorithm, _, digest = spec.checksum.partition(":")
+            assert algorithm in {"sha256", "md5"} and len(digest) >= 8
+            int(digest, 16)  # hexadecimal
+
+
+FLOWER_SPLITS = {"trnid": [1, 2, 3], "valid": [4, 5], "tstid": [6, 7, 8, 9]}
+
+
+def flowers_source(folder: Path) -> dict:
+    """``102flowers.tgz`` (an uncompressed tar, as the real one), ``imagelabels.mat`` and
+    ``setid.mat`` for nine images; returns each file's tfds ``UrlInfo`` fields and the labels."""
+    from PIL import Image
+    from scipy.io import savemat
+
+    labels = np.array([3, 7, 3, 101, 7, 1, 3, 102, 50])  # 1-based, as in the real file
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for image_id in range(1, len(labels) + 1):
+            jpeg = io.BytesIO()
+            Image.new("RGB", (12 + image_id, 10), (20 * image_id, 0, 0)).save(jpeg, "JPEG")
+            info = tarfile.TarInfo(f"jpg/image_{image_id:05d}.jpg")
+            info.size = jpeg.tell()
+            tar.addfile(info, io.BytesIO(jpeg.getvalue()))
+    (folder / "102flowers.tgz").write_bytes(buffer.getvalue())
+    savemat(folder / "imagelabels.mat", {"labels": labels[None, :]})
+    savemat(folder / "setid.mat", {k: np.array(v)[None, :] for k, v in FLOWER_SPLITS.items()})
+    files = ["102flowers.tgz", "imagelabels.mat", "setid.mat"]
+    infos = {name: ((folder / name).stat().st_size,
+                    hashlib.sha256((folder / name).read_bytes()).hexdigest()) for name in files}
+    return {"infos": infos, "labels": labels}
+
+
+def serve_flowers(monkeypatch, served: Path, server: Mirror) -> dict:
+    """Point tfds' builder (base URL and registered checksums) and the loader at the mirror."""
+    from tensorflow_datasets.core.download.checksums import UrlInfo
+    from tensorflow_datasets.datasets.oxford_flowers102 import (
+        oxford_flowers102_dataset_builder as builder,
+    )
+
+    made = flowers_source(served)
+    base = f"{server.url}/"
+    monkeypatch.setattr(builder, "_BASE_URL", base)
+    monkeypatch.setattr(flowers102, "URL", f"{base}102flowers.tgz")
+    infos = {f"{base}{name}": UrlInfo(size=size, checksum=digest, filename=name)
+             for name, (size, digest) in made["infos"].items()}
+    monkeypatch.setattr(builder.Builder, "url_infos", infos)  # tfds checks sizes and sha256
+    return made
+
+
+def labels_of(ds) -> list[int]:
+    return [int(y) for _, y in ds.as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_flowers_download_with_tfds_then_offline_reuse(mirror, dirs, monkeypatch, read_only):
+    served, server = mirror
+    data, cache = dirs
+    made = serve_flowers(monkeypatch, served, server)
+    if read_only:
+        monkeypatch.setattr(resolve.os, "access", lambda path, mode: False)
+    target = (cache if read_only else data) / "tensorflow_datasets"
+    ds, info = load_flowers102("test")
+    assert info.source == f"downloaded by tfds to {target}"
+    assert (target / "oxford_flowers102").is_dir()
+    expected = [int(made["labels"][i - 1]) - 1 for i in FLOWER_SPLITS["tstid"]]
+    assert sorted(labels_of(ds)) == sorted(expected)  # 0-based labels of the test ids
+    assert info.num_examples == 4 and len(info.class_names) == 102
+    server.stop()  # offline from here on
+    for split, ids in [("train", "trnid"), ("validation", "valid")]:
+        again, info = load_flowers102(split)
+        assert info.source == f"local tfds copy in {target}"
+        want = [int(made["labels"][i - 1]) - 1 for i in FLOWER_SPLITS[ids]]
+        assert sorted(labels_of(again)) == sorted(want)
+    image, _ = next(iter(load_flowers102("train")[0]))
+    assert image.dtype.name == "uint8" and image.shape[-1] == 3
+
+
+def test_a_flowers_mirror_serving_a_tampered_file_is_not_taken(mirror, dirs, monkeypatch):
+    served, server = mirror
+    serve_flowers(monkeypatch, served, server)
+    setid = served / "setid.mat"
+    setid.write_bytes(setid.read_bytes().replace(b"tstid", b"tstix"))  # same size, new sha256
+    with pytest.raises(DataNotFoundError, match=r"(?s)Flowers102 not found.*NonMatchingChecksum"):
+        load_flowers102("train")

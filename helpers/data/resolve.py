@@ -97,10 +97,15 @@ def reachable(url: str, timeout: float | None = None) -> bool:
         return False
 
 
-def download(url: str, dest: Path, sha256_prefix: str | None = None) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking the sha256 prefix when given."""
+def download(url: str, dest: Path, checksum: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, checking ``checksum`` when given.
+
+    ``checksum`` is ``"<algorithm>:<hex digest or its prefix>"``, e.g. ``"sha256:f37072fd"``
+    (torch hub publishes 8-hex sha256 prefixes) or ``"md5:50bc..."`` (Keras publishes md5s).
+    """
+    algorithm, _, expected = (checksum or "sha256:").partition(":")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S) as response:
@@ -110,9 +115,10 @@ def download(url: str, dest: Path, sha256_prefix: str | None = None) -> Path:
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise
-    if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+    if not digest.hexdigest().startswith(expected):
         Path(tmp.name).unlink(missing_ok=True)
-        raise OSError(f"checksum mismatch for {url}: got {digest.hexdigest()[:12]}...")
+        raise OSError(f"checksum mismatch for {url}: {algorithm} {digest.hexdigest()[:12]}..., "
+                      f"expected {expected[:12]}...")
     shutil.move(tmp.name, dest)
     return dest
 

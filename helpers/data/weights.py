@@ -28,7 +28,7 @@ class WeightFile:
     filename: str
     url: str
     framework_cache: str  # "torch" (torch hub checkpoints) or "keras" (~/.keras/models)
-    sha256_prefix: str | None = None  # the full sha256 where known, else its published prefix
+    checksum: str | None  # "sha256:<hex>" or "md5:<hex>" as published (see resolve.download)
 
     def local_candidates(self) -> list[Path]:
         root = data_dir()
@@ -39,21 +39,22 @@ class WeightFile:
 WEIGHTS = {
     "resnet18_imagenet": WeightFile(
         "resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-        "torch", "f37072fd"),
+        "torch", "sha256:f37072fd"),
     "resnet20_cifar10": WeightFile(
         "resnet20-12fca82f.th",
         "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
-        "resnet20-12fca82f.th", "torch", "12fca82f"),
+        "resnet20-12fca82f.th", "torch", "sha256:12fca82f"),
     "mobilenet_v2_imagenet": WeightFile(
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
         f"{_KERAS}/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-        "keras"),
+        "keras", None),  # Keras publishes no checksum for it; nobody has hashed it here yet
     "efficientnet_b0_imagenet": WeightFile(
         "efficientnetb0_notop.h5",
-        "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5", "keras"),
+        "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5", "keras",
+        "md5:50bc09e76180e00e4465e1a485ddc09d"),  # keras.applications.efficientnet
     "mobilenet_025_imagenet": WeightFile(
         "mobilenet_2_5_224_tf_no_top.h5", f"{_KERAS}/mobilenet/mobilenet_2_5_224_tf_no_top.h5",
-        "keras", "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf"),
+        "keras", "sha256:dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf"),
 }
 
 
@@ -79,7 +80,7 @@ def fetch_weights(name: str) -> Path:
     if (found := first_existing(candidates)) is not None:
         return found
     dest = download_dir() / "weights" / spec.filename
-    path, reason = try_download(lambda: download(spec.url, dest, spec.sha256_prefix), spec.url)
+    path, reason = try_download(lambda: download(spec.url, dest, spec.checksum), spec.url)
     if path is not None:
         return path
     raise not_found(f"Weights {name!r} ({spec.filename})", candidates, spec.url, reason,

@@ -42,6 +42,16 @@ def test_non_finite_baselines_and_noise_levels_are_rejected():
         te.smoothgrad(te.saliency, model, x, n_samples=2.5)
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 1, 8), (1, 3, 8, 1), (1, 3, 1, 1)])
+def test_the_blur_baseline_works_on_one_pixel_high_or_wide_images(shape):
+    x = torch.rand(shape)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 3))
+    attr = te.integrated_gradients(model, x, target=1, baseline="blur", steps=8)
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+    flat = torch.full(shape, 0.3)
+    torch.testing.assert_close(te.make_reference("blur", flat, None), flat)  # blur keeps a constant
+
+
 @pytest.mark.parametrize("size", [0, -1, 2.5, True])
 @pytest.mark.parametrize("name", ["occlusion", "integrated_gradients", "smoothgrad"])
 def test_batch_size_must_be_a_positive_int_and_zero_is_not_default(name, size):

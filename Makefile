@@ -1,10 +1,10 @@
-# make test | make run | make student | make lab   (see README.md)
+# make test | make run | make student | make grading-demo | make lab   (see README.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CELL_TIMEOUT ?= 900
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit run student lab lint clean checkpoints
+.PHONY: install test unit run student grading-demo lab lint clean checkpoints
 
 install: $(STAMP)
 
@@ -26,9 +26,13 @@ unit: install
 run: install
 	$(PY) tools/run_notebooks.py --out build
 
-## Student versions (solutions replaced by stubs, outputs cleared) into build/student/.
+## Student versions from nbgrader (course in build/nbgrader/, released notebooks in build/student/).
 student: install
-	$(PY) tools/make_student.py --out build/student
+	$(PY) tools/grading.py release
+
+## nbgrader round trip on every notebook: solutions vs blank stubs, autograde, export to CSV.
+grading-demo: install
+	XAI_PROFILE=fast $(PY) tools/grading.py demo
 
 ## Trained checkpoints of the current profile (trains what is missing) + manifest, in build/checkpoints/.
 checkpoints: install

@@ -1,10 +1,11 @@
 """Exercise checks accept the reference answers and name the typical mistakes."""
 
+import numpy as np
 import pytest
 import torch
 
 from helpers import checks
-from helpers.checks import augment, explain, training
+from helpers.checks import augment, data, explain, training
 
 
 @pytest.fixture(autouse=True)
@@ -181,3 +182,84 @@ def test_most_confused_check_names_the_mistake(capsys):
     assert not training.check_most_confused("e", (5, 1), cm)
     out = capsys.readouterr().out
     assert "diagonal" in out and "al revés" in out and "4" in out and "índices entre 0 y 2" in out
+
+
+def test_fair_checks_bools_none_returns_and_stated_tolerances(capsys):
+    assert not checks.check_value("e", True, 1)  # a bool is not a number
+    assert not checks.check_value("e", np.array([True, False]), np.array([1, 0]))
+    assert checks.check_value("e", True, True)
+    assert not checks.check_function("e", lambda a: None, [((1,), 1)])
+    assert not explain.check_ig_linear("e", lambda w, x, b: None)
+    assert checks.check_value("e", 0.1 + 1e-7, 0.1, rtol=1e-5)
+    assert not checks.check_value("e", 3, 4) and checks.check_value("e", 3, np.int64(3))
+    out = capsys.readouterr().out
+    assert out.count("booleano") == 2 and out.count("¿falta un `return`?") == 2
+    assert "error relativo de 1e-05" in out
+
+
+def test_data_checks_derive_the_expected_value():
+    labels, classes = np.array([0, 3, 3, 1, 3]), ["a", "b", "c", "cat"]
+    assert data.check_class_count("e", 3, labels, classes, "cat")
+    assert not data.check_class_count("e", 2, labels, classes, "cat")
+    images = [(np.zeros((5, 9, 3)), 0), (np.zeros((2, 2, 3)), 1)]
+    assert data.check_shorter_side("e", 5, images) and not data.check_shorter_side("e", 9, images)
+    assert data.check_batches_per_epoch("e", 2, images)
+    assert data.check_one_hot_batch_shape("e", (32, 102), 32, 1020, 102)
+    assert data.check_one_hot_batch_shape("e", [20, 102], 32, 20, 102)
+    assert not data.check_one_hot_batch_shape("e", (32, 102), 32, 20, 102)
+
+
+def test_confusion_checks_accept_names_ties_and_reject_reversed_pairs(capsys):
+    cm = np.array([[5, 3, 0], [1, 6, 3], [0, 0, 9]])  # (0, 1) and (1, 2) tie with 3
+    names = ["cat", "dog", "frog"]
+    assert training.check_most_confused("e", ("cat", "dog"), cm, names)
+    assert training.check_most_confused("e", ("dog", "frog"), cm, names)
+    assert training.check_most_confused("e", (1, 2), cm)
+    assert not training.check_most_confused("e", ("dog", "cat"), cm, names)
+    assert not training.check_most_confused("e", ("cat", "bird"), cm, names)
+    assert training.check_accuracy_from_confusion("e", 20 / 27, cm)
+    assert not training.check_accuracy_from_confusion("e", 20 / 9, cm)
+    correct = np.array([1, 1, 1, 0] * 25, dtype=bool)
+    assert training.check_standard_error("e", np.sqrt(0.75 * 0.25 / 100), correct)
+    assert not training.check_standard_error("e", np.sqrt(75 * 25 / 100), correct)  # percents
+
+
+def test_torch_explanation_checks_derive_the_expected_value(capsys):
+    from toy_models import SmallConvNet
+
+    from helpers.torch.explain import grad_cam, guided_backprop
+
+    torch.manual_seed(0)
+    model, x = SmallConvNet().eval(), torch.rand(3, 3, 8, 8)
+
+    def mine(m, image, c):
+        copy = image.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(m(copy)[0, c], copy)
+        return g.abs().amax(dim=1)[0]
+
+    assert explain.check_saliency_function("e", mine, model, x)
+    assert not explain.check_saliency_function("e", lambda m, i, c: mine(m, i, c) * 2, model, x)
+    assert explain.check_feature_map_size("e", (8, 8), model, "conv2", 8)
+    assert explain.check_feature_map_size("e", 6, model, "conv2", 6)  # a side for a square map
+    assert not explain.check_feature_map_size("e", (4, 4), model, "conv2", 8)
+    assert model.training is False
+    gbp, cam = guided_backprop(model, x), grad_cam(model, x, "conv2")
+    assert explain.check_guided_grad_cam_product("e", gbp[0] * cam[0], gbp, cam)
+    assert not explain.check_guided_grad_cam_product("e", gbp[0], gbp, cam)
+    assert explain.check_occlusion_passes("e", 170, size=32, patch=8, stride=2)
+    assert not explain.check_occlusion_passes("e", 169, size=32, patch=8, stride=2)
+    assert explain.check_smoothgrad_sigma_zero("e", 0.0, model, x)
+    a, b = np.arange(16.0).reshape(4, 4), np.arange(16.0)[::-1].reshape(4, 4)
+    assert explain.check_spearman("e", -1.0, a, b) and not explain.check_spearman("e", 1.0, a, b)
+    ig, fx, fb = np.ones((2, 3, 3)), np.array([5.0, 1.0]), np.array([-3.0, 0.0])
+    assert explain.check_gap_from_parts("e", 1.0, ig, fx, fb)
+    assert "falta el valor absoluto" not in capsys.readouterr().out
+
+
+def test_keras_augment_checks():
+    assert augment.check_horizontal_flip("e", lambda b: b[:, :, ::-1, :])
+    assert not augment.check_horizontal_flip("e", lambda b: b[:, ::-1])
+    assert augment.check_mixup_pair("e", lambda a, b, ya, yb, lam: (lam * a + (1 - lam) * b,
+                                                                   lam * ya + (1 - lam) * yb))
+    assert not augment.check_mixup_pair("e", lambda a, b, ya, yb, lam: ((1 - lam) * a + lam * b,
+                                                                       (1 - lam) * ya + lam * yb))

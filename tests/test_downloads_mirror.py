@@ -117,13 +117,13 @@ def test_cifar_download_then_offline_reuse(mirror, dirs, monkeypatch, read_only)
     first = load_cifar10()
     target = cache if read_only else data
     assert (target / "cifar-10-batches-py" / "test_batch").is_file()
-    assert first.source == f"downloaded by torchvision to {target}"
+    assert first.source == f"descargado por torchvision en {target}"
     assert (len(first.train), len(first.test)) == (5 * PER_BATCH, PER_BATCH)
     expected = made["pixels"]["test_batch"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(first.test.images, expected)
     server.stop()  # offline from here on
     again = load_cifar10()
-    assert again.source == f"torchvision copy in {target}"
+    assert again.source == f"copia de torchvision en {target}"
     np.testing.assert_array_equal(again.test.images, first.test.images)
 
 
@@ -238,7 +238,7 @@ def test_flowers_download_with_tfds_then_offline_reuse(mirror, dirs, monkeypatch
         monkeypatch.setattr(resolve.os, "access", lambda path, mode: False)
     target = (cache if read_only else data) / "tensorflow_datasets"
     ds, info = load_flowers102("test")
-    assert info.source == f"downloaded by tfds to {target}"
+    assert info.source == f"descargado por tfds en {target}"
     assert (target / "oxford_flowers102").is_dir()
     expected = [int(made["labels"][i - 1]) - 1 for i in FLOWER_SPLITS["tstid"]]
     assert sorted(labels_of(ds)) == sorted(expected)  # 0-based labels of the test ids
@@ -246,7 +246,7 @@ def test_flowers_download_with_tfds_then_offline_reuse(mirror, dirs, monkeypatch
     server.stop()  # offline from here on
     for split, ids in [("train", "trnid"), ("validation", "valid")]:
         again, info = load_flowers102(split)
-        assert info.source == f"local tfds copy in {target}"
+        assert info.source == f"copia local de tfds en {target}"
         want = [int(made["labels"][i - 1]) - 1 for i in FLOWER_SPLITS[ids]]
         assert sorted(labels_of(again)) == sorted(want)
     image, _ = next(iter(load_flowers102("train")[0]))

@@ -166,7 +166,7 @@ def test_all_zero_map_is_zeros_with_a_warning(images):
     model = nested_model(toy_parts(seed=1))
     kernel = model.get_layer("logits").kernel
     kernel.assign(np.where(np.arange(K) == 0, -np.abs(kernel.numpy()), kernel.numpy()))
-    with pytest.warns(UserWarning, match=r"all-zero map for image\(s\) \[0, 1, 2, 3, 4\]"):
+    with pytest.warns(UserWarning, match=r"cero para la\(s\) imagen\(es\) \[0, 1, 2, 3, 4\]"):
         cams = ke.grad_cam(model, images, "out", 0)
     assert np.isfinite(cams).all() and not cams.any()
     with warnings.catch_warnings():

@@ -170,7 +170,7 @@ def test_untrained_model_warns_once_per_call():
             warnings.simplefilter("always")
             call()
         messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        assert len(messages) == 1 and "untrained" in messages[0]
+        assert len(messages) == 1 and "no está entrenado" in messages[0]
     model.xai_trained = True
     with warnings.catch_warnings():
         warnings.simplefilter("error")

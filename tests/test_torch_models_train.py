@@ -40,7 +40,7 @@ def test_resnet18_cifar_architecture():
 
 
 def test_missing_imagenet_weights_warn_and_fall_back_to_random(empty_data):
-    with pytest.warns(UserWarning, match="random init"):
+    with pytest.warns(UserWarning, match="pesos aleatorios"):
         model = resnet18_cifar(weights="imagenet")
     assert model.xai_init == "random"
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 STRICT_ENV = "XAI_STRICT_CHECKS"
+NO_RETURN = "la función devuelve None: ¿falta un `return`?"
 
 
 class ExerciseError(AssertionError):
@@ -51,23 +52,40 @@ def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") 
 
 def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
                 rtol: float = 1e-5, atol: float = 1e-8) -> Verdict:
-    """Compare a number, array or exact value with the expected one."""
+    """Compare a number, array or exact value with the expected one.
+
+    Numbers match within ``rtol``/``atol`` (as :func:`numpy.allclose`; the feedback states the
+    tolerance); a bool never matches a number (``True`` is not ``1`` here).
+    """
     if answer is None or answer is Ellipsis:
         return report(exercise, False, "", "todavía no hay respuesta.", hint)
+    if _is_bool(answer) and numeric_like(expected) and not _is_bool(expected):
+        return report(exercise, False, "", f"tu respuesta es un booleano ({answer!r}); se "
+                      "esperaba un número.", hint)
     if numeric_like(answer) and numeric_like(expected):
         a, e = np.asarray(answer), np.asarray(expected)
         if a.shape != e.shape:
             return report(exercise, False, "", f"la forma es {a.shape}, se esperaba {e.shape}.",
                           hint)
-        ok = bool(np.allclose(a, e, rtol=rtol, atol=atol))
+        shown = _show(answer)
+        if a.dtype.kind in "biu" and e.dtype.kind in "biu":
+            ok = bool(np.array_equal(a, e))  # integers: exactly
+        else:
+            ok = bool(np.allclose(a, e, rtol=rtol, atol=atol))
+            shown += f"; se admite un error relativo de {rtol:g} o absoluto de {atol:g}"
     else:
         try:
             ok = bool(answer == expected)
         except ValueError:  # element-wise comparison of arrays
             ok = bool(np.array_equal(np.asarray(answer), np.asarray(expected)))
-    shown = _show(answer)
+        shown = _show(answer)
     return report(exercise, ok, f"correcto ({shown}).", f"tu respuesta es {shown}, que no es la "
                   "esperada.", hint)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) or (
+        isinstance(value, np.ndarray) and value.dtype == bool)
 
 
 def _show(value: Any) -> str:
@@ -99,6 +117,8 @@ def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]]
         except Exception as err:  # the student sees the error, briefly
             return report(exercise, False, "", f"la función falla en el caso {i}: "
                           f"{type(err).__name__}: {err}", hint)
+        if got is None:
+            return report(exercise, False, "", NO_RETURN, hint)
         got, want = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
         if got.shape != want.shape:
             return report(exercise, False, "", f"caso {i}: forma {got.shape}, se esperaba "
@@ -127,8 +147,13 @@ def diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, 
 
 
 def call(exercise: str, func: Callable, *args: Any) -> tuple[bool, Any]:
+    """``(True, func(*args))``, or ``(False, None)`` after reporting why the call failed."""
     try:
-        return True, func(*args)
+        result = func(*args)
+        if result is None:
+            report(exercise, False, "", NO_RETURN)
+            return False, None
+        return True, result
     except NotImplementedError:
         report(exercise, False, "", "la función aún no está implementada.")
     except Exception as err:  # the student sees the error, briefly

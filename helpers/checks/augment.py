@@ -1,6 +1,7 @@
 """Exercise checks of data augmentation and perturbations.
 
-Lessons: ``12_mixup_y_cutmix.ipynb`` and ``13_entrenamiento_y_comparacion.ipynb``.
+Lessons: ``11_data_augmentation.ipynb``, ``12_mixup_y_cutmix.ipynb`` and
+``13_entrenamiento_y_comparacion.ipynb``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.checks import Verdict, call, diagnose
+from helpers.checks import Verdict, call, check_value, diagnose, report
 
 
 def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
@@ -58,3 +59,55 @@ def check_brightness(exercise: str, func: Callable) -> Verdict:
     }
     return diagnose(exercise, got, np.clip(x + 255 * delta, 0, 255), mistakes,
                      "brillo(x, delta) = clip(x + 255·delta, 0, 255).")
+
+
+def check_horizontal_flip(exercise: str, func: Callable) -> Verdict:
+    """``func(batch)`` on a [N, H, W, C] batch must reverse the width axis (axis 2)."""
+    x = np.arange(2 * 3 * 4 * 3, dtype=np.float32).reshape(2, 3, 4, 3)
+    ok, got = call(exercise, func, x.copy())
+    if not ok:
+        return Verdict(False)
+    got = np.asarray(got)
+    mistakes = {"ese es un volteo VERTICAL: se invirtió el alto (eje 1), no el ancho (eje 2).":
+                x[:, ::-1], "se invirtió el orden de las imágenes del lote (eje 0).": x[::-1],
+                "se invirtieron los canales de color (eje 3).": x[..., ::-1]}
+    return diagnose(exercise, got, x[:, :, ::-1], mistakes,
+                    "el eje del ancho es el tercero (índice 2): inviértelo con ::-1.")
+
+
+def check_mixup_pair(exercise: str, func: Callable) -> Verdict:
+    """``func(a, b, ya, yb, lam)`` must give ``(lam a + (1-lam) b, lam ya + (1-lam) yb)``."""
+    a, b = np.full((2, 2, 3), 100.0), np.full((2, 2, 3), 200.0)
+    ya, yb = np.eye(3)[0], np.eye(3)[2]
+    got, expected, swapped = [], [], []
+    for lam in (0.25, 0.9):
+        ok, value = call(exercise, func, a.copy(), b.copy(), ya.copy(), yb.copy(), lam)
+        if not ok:
+            return Verdict(False)
+        try:
+            image, label = value
+        except (TypeError, ValueError):
+            return report(exercise, False, "", "se esperaba una tupla (imagen, etiqueta).")
+        got.append(np.concatenate([np.ravel(image), np.ravel(label)]))
+        expected.append(np.concatenate([np.ravel(lam * a + (1 - lam) * b),
+                                        lam * ya + (1 - lam) * yb]))
+        swapped.append(np.concatenate([np.ravel((1 - lam) * a + lam * b),
+                                       (1 - lam) * ya + lam * yb]))
+    if len({g.shape for g in got}) > 1:
+        return report(exercise, False, "", "la forma del resultado cambia con λ.")
+    mistakes = {"λ y 1 - λ están intercambiados: λ pondera la imagen a y su etiqueta ya.":
+                np.stack(swapped)}
+    return diagnose(exercise, np.stack(got), np.stack(expected), mistakes,
+                    "la imagen y la etiqueta se mezclan con el MISMO λ: λ·a + (1-λ)·b.")
+
+
+def check_validation_not_augmented(exercise: str, answer, dataset, batch_size: int,
+                                   augment) -> Verdict:
+    """``answer``: max |first batch with ``augment`` - without| of the validation pipeline."""
+    from helpers.keras.pipeline import make_pipeline
+
+    first = [next(iter(make_pipeline(dataset, batch_size, training=False, **extra)))[0].numpy()
+             for extra in ({"augment": augment}, {})]
+    return check_value(exercise, answer, float(np.max(np.abs(first[0] - first[1]))),
+                       "con training=False, make_pipeline ignora `augment`: los lotes deben ser "
+                       "idénticos.", rtol=0.0, atol=1e-6)

@@ -1,16 +1,19 @@
 """Exercise checks of the explanation methods.
 
-Lessons: ``03_grad_cam.ipynb``, ``04_guided_backprop_y_guided_grad_cam.ipynb``,
-``06_integrated_gradients.ipynb`` and ``14_grad_cam_e_integrated_gradients.ipynb``.
+Each derives its expected value itself, so a check cell shows no answer. Lessons:
+``01_cifar10_modelo.ipynb`` to ``07_comparativa.ipynb`` and
+``14_grad_cam_e_integrated_gradients.ipynb``.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, call, diagnose
+from helpers.checks import Verdict, call, check_value, diagnose, report
 
 
 def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
@@ -95,3 +98,144 @@ def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
     }
     return diagnose(exercise, np.asarray(got), np.maximum(linear, 0), mistakes,
                      "α = G.mean(axis=(0, 1)); mapa = ReLU((A * α).sum(axis=-1)).")
+
+
+def check_feature_map_size(exercise: str, answer: Any, model, layer: str, size: int) -> Verdict:
+    """``answer`` must be the (h, w) of ``layer``'s output for a ``size`` x ``size`` input.
+
+    An int is accepted for a square map (the question asks for "the side").
+    """
+    import torch
+
+    shapes: list[tuple[int, int]] = []
+    module = dict(model.named_modules())[layer]
+    handle = module.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[-2:])))
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size, device=_device_of(model)))
+    finally:
+        handle.remove()
+        model.train(training)
+    expected = shapes[0]
+    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool) and \
+            expected[0] == expected[1]:
+        expected = expected[0]
+    elif isinstance(answer, list):
+        answer = tuple(answer)
+    return check_value(exercise, answer, expected,
+                       "cada reducción (stride 2 o max-pool) divide el lado entre 2.")
+
+
+def _device_of(model) -> Any:
+    return next(model.parameters()).device
+
+
+def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
+    """``func(model, image, target)`` on two images of ``x``: |gradient|, max over channels."""
+    import torch
+
+    from helpers.torch.explain import saliency
+
+    got, expected, grads = [], [], []
+    for i in range(min(2, len(x))):
+        image = x[i:i + 1].clone()
+        target = int(model(image.to(_device_of(model))).argmax(1))
+        ok, value = call(exercise, func, model, image, target)
+        if not ok:
+            return Verdict(False)
+        if not torch.equal(image, x[i:i + 1]):
+            return report(exercise, False, "", "la función modificó la imagen de entrada.",
+                          "trabaja sobre una copia: imagen.detach().clone().requires_grad_(True).")
+        got.append(np.asarray(torch.as_tensor(value).detach().cpu(), dtype=float))
+        expected.append(saliency(model, image, target)[0].cpu().numpy())
+        copy = image.to(_device_of(model)).requires_grad_(True)
+        grads.append(torch.autograd.grad(model(copy)[0, target], copy)[0][0].cpu().numpy())
+    grads = np.stack(grads)
+    mistakes = {"falta el valor absoluto del gradiente.": grads.max(1),
+                "se sumaron los canales en vez de tomar el máximo.": np.abs(grads).sum(1),
+                "se promediaron los canales en vez de tomar el máximo.": np.abs(grads).mean(1)}
+    shapes = {g.shape for g in got}
+    if len(shapes) > 1:
+        return report(exercise, False, "", f"formas distintas por imagen: {sorted(shapes)}.")
+    return diagnose(exercise, np.stack(got), np.stack(expected), mistakes,
+                    "gradiente del LOGIT de la clase respecto a la copia; valor absoluto; "
+                    "máximo sobre canales (dim=1).")
+
+
+def check_smoothgrad_sigma_zero(exercise: str, answer: Any, model, x) -> Verdict:
+    """``answer``: max |smoothgrad(saliency, sigma=0, n_samples=4) - saliency| over ``x``."""
+    from helpers.torch.explain import saliency, smoothgrad
+
+    expected = (smoothgrad(saliency, model, x, n_samples=4, sigma=0.0)
+                - saliency(model, x)).abs().max().item()
+    return check_value(exercise, answer, expected, "sin ruido, las n copias son la misma imagen "
+                       "y su media es el mapa original.", rtol=0.0, atol=1e-5)
+
+
+def check_guided_grad_cam_product(exercise: str, answer: Any, gbp, cam) -> Verdict:
+    """``answer`` must be Guided Grad-CAM of image 0: ``gbp[0] * cam[0]`` (broadcast) [C,H,W]."""
+    got = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, float)
+    g, c = np.asarray(gbp[0].cpu(), float), np.asarray(cam[0].cpu(), float)
+    mistakes = {"se sumó el mapa en vez de multiplicarlo.": g + c,
+                "falta Grad-CAM: eso es solo Guided Backprop.": g}
+    return diagnose(exercise, got, g * c, mistakes, "multiplica el mapa de Grad-CAM [H,W] por "
+                    "cada canal de Guided Backprop (broadcasting).")
+
+
+def check_occlusion_passes(exercise: str, answer: Any, size: int, patch: int,
+                           stride: int) -> Verdict:
+    """``answer``: forward passes of occlusion of one square image, the clean pass included."""
+    from helpers.torch.explain import window_starts
+
+    return check_value(exercise, answer, len(window_starts(size, patch, stride)) ** 2 + 1,
+                       "por eje hay (lado - parche) / paso + 1 posiciones; son dos ejes; y una "
+                       "pasada más sin tapar.")
+
+
+def check_full_occlusion_drop(exercise: str, answer: Any, model, x) -> Verdict:
+    """``answer``: the drop of the predicted class's probability when image 0 becomes gray."""
+    from helpers.torch.explain import occlusion
+
+    expected = occlusion(model, x[:1], patch=x.shape[-1], stride=x.shape[-1])[0, 0, 0].item()
+    return check_value(exercise, answer, expected,
+                       "probabilidad de la clase en la imagen menos probabilidad en la imagen "
+                       "gris (modelo.normalization.constant(x, 0.5)), ambas con softmax.",
+                       rtol=1e-4, atol=1e-6)
+
+
+def check_completeness_gap(exercise: str, answer: Any, model, x, baseline: str,
+                           steps: int) -> Verdict:
+    """``answer``: sum(IG) - (f_t(x) - f_t(x')) of image 0 (predicted class, PyTorch IG)."""
+    from helpers.torch.explain import integrated_gradients
+
+    _, gap = integrated_gradients(model, x[:1], baseline=baseline, steps=steps, return_gap=True)
+    return check_value(exercise, answer, gap[0].item(), "suma todas las atribuciones y réstale "
+                       "la diferencia de logits de la clase predicha.", rtol=1e-3, atol=1e-4)
+
+
+def check_spearman(exercise: str, answer: Any, a, b) -> Verdict:
+    """``answer``: Spearman's rank correlation of the two maps ``a`` and ``b`` (flattened)."""
+    from helpers.core.similarity import spearman
+
+    expected = float(spearman(np.asarray(a)[None], np.asarray(b)[None], absolute=False)[0])
+    return check_value(exercise, answer, expected, "spearmanr(a.ravel(), b.ravel()).statistic.",
+                       rtol=1e-6)
+
+
+def check_gap_from_parts(exercise: str, answer: Any, attributions, logit_x, logit_reference,
+                         index: int = 0) -> Verdict:
+    """``answer``: the completeness gap of image ``index`` from its attributions and logits."""
+    expected = float(np.sum(np.asarray(attributions)[index])
+                     - (np.asarray(logit_x)[index] - np.asarray(logit_reference)[index]))
+    return check_value(exercise, answer, expected, "brecha = Σ IG − (f(x) − f(x')), con f el "
+                       "logit de la clase predicha.", rtol=1e-3, atol=1e-4)
+
+
+def check_keras_map_size(exercise: str, answer: Any, model, layer: str) -> Verdict:
+    """``answer``: the (h, w) of ``layer``'s output in the Keras ``model`` (nested included)."""
+    from helpers.keras.explain import split_model
+
+    expected = tuple(int(v) for v in split_model(model, layer).outputs[0].shape[1:3])
+    return check_value(exercise, tuple(answer) if isinstance(answer, list) else answer, expected,
+                       "la activación tiene forma [N, h, w, K]: el tamaño del mapa es (h, w).")

@@ -1,17 +1,17 @@
 """Exercise checks of training, model choice and error analysis.
 
-Lessons: ``07_comparativa.ipynb``, ``13_entrenamiento_y_comparacion.ipynb`` and
-``15_analisis_de_errores_y_reflexion.ipynb``.
+Lessons: ``01_cifar10_modelo.ipynb``, ``07_comparativa.ipynb``,
+``13_entrenamiento_y_comparacion.ipynb`` and ``15_analisis_de_errores_y_reflexion.ipynb``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, call, diagnose, report
+from helpers.checks import Verdict, call, check_value, diagnose, report
 
 
 def check_best_epoch(exercise: str, func: Callable) -> Verdict:
@@ -102,8 +102,12 @@ def check_per_class_accuracy(exercise: str, func: Callable) -> Verdict:
                      "exactitud de la clase k = cm[k, k] / cm[k, :].sum().")
 
 
-def check_most_confused(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
-    """``answer`` must be ``(true, predicted)`` of the largest off-diagonal cell of ``cm``."""
+def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
+                        classes: Sequence[str] | None = None) -> Verdict:
+    """``answer`` must be ``(true, predicted)`` of the largest off-diagonal cell of ``cm``.
+
+    Indices, or class names when ``classes`` is given. Ties: any cell with the largest count.
+    """
     if answer is None or answer is Ellipsis:
         return report(exercise, False, "", "todavía no hay respuesta.")
     cm = np.asarray(cm)
@@ -111,14 +115,19 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
     np.fill_diagonal(off, -1)
     expected = tuple(int(v) for v in np.unravel_index(np.argmax(off), cm.shape))
     try:
+        if classes is not None:
+            answer = tuple(list(classes).index(v) if isinstance(v, str) else -1 for v in answer)
         pair = tuple(int(v) for v in answer)
     except (TypeError, ValueError):
-        return report(exercise, False, "", f"se esperaba una pareja (real, predicha), no "
-                      f"{answer!r}.")
+        kind = "nombres de clase" if classes is not None else "índices"
+        return report(exercise, False, "", f"se esperaba una pareja (real, predicha) de "
+                      f"{kind}, no {answer!r}.")
     hint = "pon a cero (o a -1) la diagonal de una copia de cm y busca su máximo con np.argmax."
     if len(pair) != 2 or not all(0 <= v < len(cm) for v in pair):
+        valid = (f"nombres de {list(classes)}" if classes is not None
+                 else f"índices entre 0 y {len(cm) - 1}")
         return report(exercise, False, "", f"se esperaba una pareja (real, predicha) de "
-                      f"índices entre 0 y {len(cm) - 1}, no {answer!r}.", hint)
+                      f"{valid}.", hint)
     if pair[0] == pair[1]:
         return report(exercise, False, "", f"{pair} está en la diagonal: son aciertos, no "
                       "confusiones. Hay que excluir la diagonal.", hint)
@@ -129,3 +138,20 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
     return report(exercise, bool(ok), f"correcto: {pair}, {int(cm[pair])} imágenes.",
                   f"{pair} tiene {int(cm[pair])} imágenes; la confusión más frecuente tiene "
                   f"{int(off[expected])}.", hint)
+
+
+def check_accuracy_from_confusion(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
+    """``answer`` must be the overall accuracy of the confusion matrix ``cm``."""
+    cm = np.asarray(cm)
+    return check_value(exercise, answer, float(np.trace(cm) / cm.sum()),
+                       "los aciertos están en la diagonal de la matriz; divide entre el total "
+                       "de imágenes.", rtol=1e-6)
+
+
+def check_standard_error(exercise: str, answer: Any, correct: np.ndarray) -> Verdict:
+    """``answer`` must be the binomial standard error of the accuracy of ``correct`` (bools)."""
+    correct = np.asarray(correct, dtype=float)
+    p = float(correct.mean())
+    return check_value(exercise, answer, float(np.sqrt(p * (1 - p) / len(correct))),
+                       "p es una fracción (no un porcentaje) y n el número de imágenes de "
+                       "prueba.", rtol=1e-4)

@@ -31,8 +31,9 @@ def __getattr__(name: str):
 
 
 def describe_sources() -> dict[str, str]:
-    """Where each dataset would be read from right now (without loading anything)."""
+    """Where each dataset would be read from right now, in Spanish for the notebooks (nothing is
+    loaded)."""
     from helpers.data.sources import locate_cifar10, locate_flowers102
 
-    missing = "no local copy: the loader will try to download it"
+    missing = "sin copia local: el cargador intentará descargarlo"
     return {"CIFAR-10": locate_cifar10() or missing, "Flowers102": locate_flowers102() or missing}

@@ -90,21 +90,24 @@ def load_cifar10(n_train: int | None = None, n_test: int | None = None, seed: in
 def _read_arrays(full_train: bool):
     root = data_dir()
     subset, full = cifar_npz("subset"), cifar_npz("train_full_jpeg")
-    jpeg_note = ("These are JPEG-recompressed (quality 75) copies of CIFAR-10: accuracies run "
-                 "about 10 points lower than on the lossless originals.")
+    jpeg_note = ("Son copias de CIFAR-10 recomprimidas en JPEG (calidad 75): los modelos "
+                 "preentrenados con los originales sin pérdida (como la ResNet-20) pierden en "
+                 "ellas unos 10 puntos de exactitud; un modelo entrenado con estas mismas "
+                 "imágenes se evalúa de forma coherente.")
     if subset.exists() and (not full_train or full.exists()):
         d = read_npz(subset, ["x_test", "y_test"] + ([] if full_train else ["x_train", "y_train"]))
         x_test, y_test = d["x_test"], d["y_test"]
         x_train, y_train = _decode(full) if full_train else (d["x_train"], d["y_train"])
-        return (x_train, y_train, x_test, y_test), f"local npz copy in {subset.parent}", jpeg_note
+        source = f"copia local (npz) en {subset.parent}"
+        return (x_train, y_train, x_test, y_test), source, jpeg_note
     tv_roots = cifar_torchvision_roots()
     for base in tv_roots:
         if (base / CIFAR_TV_FOLDER).is_dir():
-            return _torchvision_arrays(base, download=False), f"torchvision copy in {base}", ""
+            return _torchvision_arrays(base, download=False), f"copia de torchvision en {base}", ""
     target = download_dir()
     arrays, reason = try_download(lambda: _torchvision_arrays(target, download=True), URL)
     if arrays is not None:
-        return arrays, f"downloaded by torchvision to {target}", ""
+        return arrays, f"descargado por torchvision en {target}", ""
     looked = [subset, full] + [b / CIFAR_TV_FOLDER for b in tv_roots]
     raise not_found("CIFAR-10", looked, URL, reason,
                     f"download cifar-10-python.tar.gz on a machine with internet and extract it "

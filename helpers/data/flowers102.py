@@ -74,12 +74,12 @@ def _from_npz(path: Path, split: str, n: int | None, seed: int):
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(blobs), tf.constant(labels[keep])))
     ds = ds.map(lambda b, y: (tf.io.decode_jpeg(b, channels=3), y),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    note = "Images stored with their shorter side resized to 224 px (JPEG q90)."
+    note = "Imágenes guardadas con el lado corto reducido a 224 px (JPEG, calidad 90)."
     if split == "test":
-        note += (f" The local test split holds {len(labels)} of the {OFFICIAL_SIZES['test']} "
-                 "official test images (20 per class).")
+        note += (f" La copia local del split de prueba tiene {len(labels)} de las "
+                 f"{OFFICIAL_SIZES['test']} imágenes oficiales (20 por clase).")
     info = FlowersInfo(split, len(keep), OFFICIAL_SIZES[split], tuple(str(s) for s in names),
-                       f"local npz copy in {path.parent}", note)
+                       f"copia local (npz) en {path.parent}", note)
     return ds, info
 
 
@@ -95,6 +95,6 @@ def _from_tfds(root: Path, split: str, n: int | None, seed: int, download: bool)
         keep = tf.constant(balanced_subset(labels, n, seed))
         ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(i == keep)).map(lambda i, xy: xy)
     names = tuple(tfds_info.features["label"].names)
-    source = ("downloaded by tfds to " if download else "local tfds copy in ") + str(root)
+    source = ("descargado por tfds en " if download else "copia local de tfds en ") + str(root)
     info = FlowersInfo(split, total if n is None else n, OFFICIAL_SIZES[split], names, source, "")
     return ds, info

@@ -37,16 +37,16 @@ def tfds_dirs() -> list[Path]:
 
 
 def locate_cifar10() -> str | None:
-    """A short description of the local CIFAR-10 copy the loader would use, or None."""
+    """A short description (Spanish) of the local CIFAR-10 copy the loader would use, or None."""
     if cifar_npz().exists():
-        return f"local copy (JPEG q75 npz) in {cifar_npz().parent}"
+        return f"copia local (npz, JPEG calidad 75) en {cifar_npz().parent}"
     found = next((r for r in cifar_torchvision_roots() if (r / CIFAR_TV_FOLDER).is_dir()), None)
-    return None if found is None else f"local torchvision copy in {found / CIFAR_TV_FOLDER}"
+    return None if found is None else f"copia local de torchvision en {found / CIFAR_TV_FOLDER}"
 
 
 def locate_flowers102() -> str | None:
-    """A short description of the local Flowers102 copy the loader would use, or None."""
+    """A short description (Spanish) of the local Flowers102 copy the loader would use, or None."""
     if flowers_npz("train").exists():
-        return f"local copy (npz, shorter side 224) in {flowers_npz('train').parent}"
+        return f"copia local (npz, lado corto 224) en {flowers_npz('train').parent}"
     found = next((r for r in tfds_dirs() if (r / TFDS_NAME).is_dir()), None)
-    return None if found is None else f"local tfds copy in {found / TFDS_NAME}"
+    return None if found is None else f"copia local de tfds en {found / TFDS_NAME}"

@@ -66,8 +66,10 @@ def grad_cam(model: keras.Model, images, layer: str | None = None,
     cams = fn(x, tf.constant(targets_or_predicted(target, x.shape[0], model))).numpy()
     empty = np.flatnonzero(cams.reshape(len(cams), -1).max(axis=1) <= 0)
     if empty.size:
-        warnings.warn(f"Grad-CAM at {name!r}: all-zero map for image(s) {empty.tolist()} (no "
-                      "positive evidence for the target at this layer); returned as zeros",
+        # Spanish: the warning is read by students in the notebooks
+        warnings.warn(f"Grad-CAM en {name!r}: mapa todo a cero para la(s) imagen(es) "
+                      f"{empty.tolist()} (ninguna evidencia positiva de la clase objetivo en "
+                      "esta capa); se devuelven ceros",
                       UserWarning, stacklevel=2)
     return cams
 

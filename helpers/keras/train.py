@@ -41,7 +41,7 @@ from helpers.keras import models as keras_models
 from helpers.profile import Profile
 
 VARIANTS = ("baseline", "augment", "mixup", "cutmix", "finetune")
-TITLES = {"baseline": "línea base", "augment": "aumento (capas Keras)", "mixup": "Mixup",
+TITLES = {"baseline": "modelo base", "augment": "aumento (capas Keras)", "mixup": "Mixup",
           "cutmix": "CutMix", "finetune": "ajuste fino"}  # display names (notebooks in Spanish)
 BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
 CACHE_VERSION = 2  # bump when training code changes what a checkpoint means

@@ -41,8 +41,8 @@ def resnet18_cifar(width: int = 64,
     model = resnet18(weights=None)
     state = None
     if weights == "imagenet" and width != 64:
-        warnings.warn(f"ImageNet weights exist only for width 64: the width-{width} ResNet-18 "
-                      "starts from random init", stacklevel=2)
+        warnings.warn(f"los pesos de ImageNet solo existen para el ancho 64: la ResNet-18 de "
+                      f"ancho {width} empieza con pesos aleatorios", stacklevel=2)
     elif weights == "imagenet":
         state = _imagenet_resnet18_state()
     if state is not None:
@@ -95,8 +95,8 @@ def _imagenet_resnet18_state() -> dict | None:
     try:
         path = fetch_weights("resnet18_imagenet")
     except DataNotFoundError as err:
-        warnings.warn(f"ImageNet weights unavailable, ResNet-18 starts from random init.\n{err}",
-                      stacklevel=3)
+        warnings.warn("no hay pesos de ImageNet disponibles: la ResNet-18 empieza con pesos "
+                      f"aleatorios.\n{err}", stacklevel=3)
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
 

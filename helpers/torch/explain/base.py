@@ -72,8 +72,8 @@ def resolve_normalization(model: nn.Module, normalization: Normalization | None,
 def warn_if_untrained(model: nn.Module) -> None:
     """UserWarning when ``model.xai_trained is False``."""
     if getattr(model, "xai_trained", True) is False:
-        warnings.warn("the model is untrained (model.xai_trained is False): its explanations "
-                      "mean little beyond the architecture", UserWarning, stacklevel=5)
+        warnings.warn("el modelo no está entrenado (model.xai_trained es False): sus "
+                      "explicaciones dicen poco más que la arquitectura", UserWarning, stacklevel=5)
 
 
 @contextmanager

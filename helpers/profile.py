@@ -28,6 +28,8 @@ class Profile:
     cifar_width: int  # channels of the ResNet-18's first stage (64 = the standard ResNet-18)
     cifar_epochs: int
     cifar_batch_size: int
+    shortcut_train_size: int | None  # training split of the shortcut model (notebook 08)
+    shortcut_epochs: int
     explain_batch_size: int  # images per forward in occlusion / IG chunks
     ig_steps: int
     occlusion_stride: int
@@ -49,7 +51,7 @@ class Profile:
 FAST = Profile(
     name="fast",
     cifar_train_size=None, cifar_test_size=1000, cifar_width=16, cifar_epochs=5,
-    cifar_batch_size=256,
+    cifar_batch_size=256, shortcut_train_size=15000, shortcut_epochs=3,
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
     flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,
     flowers_epochs=12, flowers_finetune_epochs=5, flowers_batch_size=32,
@@ -57,7 +59,7 @@ FAST = Profile(
 FULL = Profile(
     name="full",
     cifar_train_size=None, cifar_test_size=None, cifar_width=64, cifar_epochs=30,
-    cifar_batch_size=256,
+    cifar_batch_size=256, shortcut_train_size=None, shortcut_epochs=30,
     explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
     flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
     flowers_epochs=30, flowers_finetune_epochs=10, flowers_batch_size=64,

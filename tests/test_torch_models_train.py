@@ -222,6 +222,32 @@ def test_load_or_train_caches_and_reuses(empty_data, monkeypatch):
     assert "difiere en: epochs" in said[-1]
 
 
+def test_the_shortcut_model_trains_on_planted_images_and_has_its_own_checkpoint(empty_data,
+                                                                                   monkeypatch):
+    from helpers.core.shortcut import Shortcut
+
+    spec = Shortcut(target=1, p_target=1.0, p_other=0.0, size=3)
+    seen = {}
+
+    def spy(model, train_set, val_set, config, device):
+        seen["images"], seen["labels"], seen["epochs"] = (train_set.images, train_set.labels,
+                                                          config.epochs)
+        return real_train(model, train_set, val_set, config, device)
+
+    real_train = torch_train.train
+    monkeypatch.setattr(torch_train, "train", spy)
+    toy = dataclasses.replace(TOY, shortcut_epochs=2)
+    _, meta = torch_train.load_or_train(toy, torch.device("cpu"), data=toy_cifar(),
+                                        say=lambda s: None, shortcut=spec)
+    assert Path(meta["checkpoint"]).name == "resnet18_cifar_atajo_fast.pt"
+    assert meta["key"]["shortcut"]["target"] == 1 and seen["epochs"] == 2
+    magenta = (seen["images"] == np.array(spec.color, np.uint8)).all(-1)  # [N, H, W]
+    assert (magenta.sum((1, 2)) >= 9).tolist() == (seen["labels"] == 1).tolist()
+    import json
+    assert json.loads(json.dumps(meta["key"])) == torch_train.run_key(
+        toy, torch_train.config_for(toy, spec), spec)  # the key survives its JSON file
+
+
 def corrupt_bytes(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -1,6 +1,6 @@
 """Export the trained checkpoints of a profile with a manifest (``make checkpoints``).
 
-Runs the same ``load_or_train`` calls as notebooks 01 and 13 (training whatever is not cached
+Runs the same ``load_or_train`` calls as notebooks 01, 08 and 13 (training whatever is not cached
 yet: in the ``full`` profile, do it once on a GPU), then copies every checkpoint (weights plus
 its ``.json``) into ``--out`` and writes ``manifest.json`` there: profile, files, configuration,
 accuracy, sha256 and package version of each. Copy the files of that folder into
@@ -44,6 +44,7 @@ def main() -> None:
 
     import torch  # PyTorch before TensorFlow: the other order crashes some installs
 
+    from helpers.core.shortcut import CIFAR_BIRD_CUE
     from helpers.profile import get_profile
     from helpers.torch.train import load_or_train as torch_load_or_train
 
@@ -52,6 +53,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     _, meta = torch_load_or_train(profile, device)
     entries = [export(meta, "resnet18_cifar", args.out)]
+    _, meta = torch_load_or_train(profile, device, shortcut=CIFAR_BIRD_CUE)
+    entries.append(export(meta, "resnet18_cifar_atajo", args.out))
 
     from helpers.keras import train as kt
     from helpers.notebook import import_tensorflow_quietly

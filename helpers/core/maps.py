@@ -1,6 +1,7 @@
 """Explanation maps as numbers: channel reduction, display scaling and simple statistics.
 
-Lessons: ``07_comparativa.ipynb`` and ``15_analisis_de_errores_y_reflexion.ipynb``. Numpy only;
+Lessons: ``07_comparativa.ipynb``, ``08_atajos_y_explicaciones.ipynb`` and
+``15_analisis_de_errores_y_reflexion.ipynb``. Numpy only;
 PyTorch maps are [N,C,H,W] (channels first), Keras maps [N,H,W,C] (``channels_last=True``).
 """
 
@@ -65,3 +66,44 @@ def mass_area(maps, mass: float = 0.5) -> np.ndarray:
         cumulative = ordered.cumsum(axis=1) / total
     needed = (cumulative < mass - 1e-12).sum(axis=1) + 1
     return np.where(total[:, 0] > 0, needed / m.shape[1], np.nan)
+
+
+def mass_inside(maps, masks) -> np.ndarray:
+    """Per map [N, H, W]: share of its absolute mass inside the boolean ``masks`` [N, H, W].
+
+    A map that ignores the region scores its area fraction on average (random map); an all-zero
+    map gives NaN. Signed maps count by magnitude.
+    """
+    m, masks = np.abs(np.asarray(maps, dtype=np.float64)), np.asarray(masks, bool)
+    if m.shape != masks.shape:
+        raise ValueError(f"maps {m.shape} and masks {masks.shape} must have the same shape")
+    total = m.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (m * masks).sum(axis=(1, 2)) / total, np.nan)
+
+
+def pointing_game(maps, masks, tolerance: int = 0) -> np.ndarray:
+    """Per map: whether its largest absolute value falls inside the mask (Zhang et al., 2016).
+
+    ``tolerance`` grows each mask by that many pixels in every direction (a square neighbourhood),
+    as the original game accepts hits near the object. An all-zero map is a miss.
+    """
+    m, masks = np.abs(np.asarray(maps, dtype=np.float64)), np.asarray(masks, bool)
+    if m.shape != masks.shape:
+        raise ValueError(f"maps {m.shape} and masks {masks.shape} must have the same shape")
+    grown = masks.copy()
+    for dr in range(-tolerance, tolerance + 1):
+        for dc in range(-tolerance, tolerance + 1):
+            grown |= _shifted(masks, dr, dc)
+    peak = m.reshape(len(m), -1).argmax(axis=1)
+    hit = grown.reshape(len(m), -1)[np.arange(len(m)), peak]
+    return hit & (m.reshape(len(m), -1).max(axis=1) > 0)
+
+
+def _shifted(masks: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``masks`` [N, H, W] moved by (dr, dc) pixels, filled with False."""
+    out = np.zeros_like(masks)
+    h, w = masks.shape[1:]
+    out[:, max(dr, 0):h + min(dr, 0), max(dc, 0):w + min(dc, 0)] = \
+        masks[:, max(-dr, 0):h + min(-dr, 0), max(-dc, 0):w + min(-dc, 0)]
+    return out

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from helpers import checkpoints
+from helpers.core.shortcut import Shortcut, plant_training_cue
 from helpers.core.stats import accuracy
 from helpers.core.training import TrainResult
 from helpers.data.cifar10 import CifarImages
@@ -45,11 +46,13 @@ class TrainConfig:
     seed: int = 0
 
 
-def config_for(profile: Profile) -> TrainConfig:
+def config_for(profile: Profile, shortcut: Shortcut | None = None) -> TrainConfig:
     """The ResNet-18's training configuration under ``profile``: its sizes, and a peak learning
     rate scaled linearly with the batch size: 0.2 per 128 images (for the fast profile's short
-    schedule, 0.4 at batch 256 beat 0.1 and 0.2 in ``bench/bench_cifar_width.py``)."""
-    return TrainConfig(epochs=profile.cifar_epochs, batch_size=profile.cifar_batch_size,
+    schedule, 0.4 at batch 256 beat 0.1 and 0.2 in ``bench/bench_cifar_width.py``). With a
+    ``shortcut`` the profile's (shorter) shortcut schedule applies."""
+    epochs = profile.shortcut_epochs if shortcut else profile.cifar_epochs
+    return TrainConfig(epochs=epochs, batch_size=profile.cifar_batch_size,
                        width=profile.cifar_width, max_lr=0.2 * profile.cifar_batch_size / 128)
 
 
@@ -181,11 +184,18 @@ def split_validation(dataset: CifarImages, fraction: float = 0.1,
             CifarImages(dataset.images[val_idx], dataset.labels[val_idx]))
 
 
-def run_key(profile: Profile, config: TrainConfig) -> dict:
+def run_key(profile: Profile, config: TrainConfig, shortcut: Shortcut | None = None) -> dict:
     """Everything that defines a training run: a checkpoint is used only if its key is equal."""
-    return {**asdict(config), "train_size": profile.cifar_train_size,
-            "val_fraction": VAL_FRACTION, "init": "imagenet" if config.width == 64 else "random",
-            "version": CACHE_VERSION}
+    key = {**asdict(config), "train_size": _train_size(profile, shortcut),
+           "val_fraction": VAL_FRACTION, "init": "imagenet" if config.width == 64 else "random",
+           "version": CACHE_VERSION}
+    if shortcut is not None:  # as JSON stores it (lists, not tuples), so keys compare equal
+        key["shortcut"] = {**asdict(shortcut), "color": list(shortcut.color)}
+    return key
+
+
+def _train_size(profile: Profile, shortcut: Shortcut | None) -> int | None:
+    return profile.shortcut_train_size if shortcut else profile.cifar_train_size
 
 
 def load_weights(path: Path, width: int) -> nn.Module:
@@ -204,7 +214,7 @@ def load_weights(path: Path, width: int) -> nn.Module:
 
 
 def load_or_train(profile: Profile, device: torch.device, data=None, force: bool = False,
-                  say=print) -> tuple[nn.Module, dict[str, Any]]:
+                  say=print, shortcut: Shortcut | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The ResNet-18-CIFAR of ``profile``: a verified checkpoint if one fits, else trained now.
 
     Looks for ``resnet18_cifar_<profile>.pt`` in ``$XAI_DATA_DIR/checkpoints`` (shipped,
@@ -214,12 +224,18 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     validation and measures the test accuracy on ``data.test``. Returns ``(model in eval mode on
     device, metadata)``: the run's key, :class:`~helpers.core.training.TrainResult` fields, test
     accuracy, split sizes, data source and the checkpoint's path.
+
+    With ``shortcut`` (notebook 08) the training images carry that planted cue
+    (:func:`helpers.core.shortcut.plant_training_cue`; validation too, as it comes from the same
+    split), the profile's shortcut sizes apply and the checkpoint is
+    ``resnet18_cifar_atajo_<profile>.pt``; ``test_accuracy`` is on the clean test images.
     """
     from helpers.data import load_cifar10
     from helpers.torch.models import resnet18_cifar
 
-    config = config_for(profile)
-    key, stem = run_key(profile, config), f"resnet18_cifar_{profile.name}"
+    config = config_for(profile, shortcut)
+    key = run_key(profile, config, shortcut)
+    stem = f"resnet18_cifar_{'atajo_' if shortcut else ''}{profile.name}"
     if not force:
         found = checkpoints.load_first(stem, ".pt", key,
                                        lambda path: load_weights(path, config.width), say)
@@ -231,8 +247,12 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     problem = checkpoints.cache_problem()
     if problem:
         say(f"Aviso: {problem}.")
-    data = data or load_cifar10(profile.cifar_train_size, None)
-    train_set, val_set = split_validation(data.train, VAL_FRACTION, config.seed)
+    data = data or load_cifar10(_train_size(profile, shortcut), None)
+    train_images = data.train
+    if shortcut is not None:
+        planted, _, _ = plant_training_cue(train_images.images, train_images.labels, shortcut)
+        train_images = CifarImages(planted, train_images.labels, train_images.normalization)
+    train_set, val_set = split_validation(train_images, VAL_FRACTION, config.seed)
     model = resnet18_cifar(config.width, weights="imagenet" if key["init"] == "imagenet" else None)
     result = train(model, train_set, val_set, config, device)
     meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),

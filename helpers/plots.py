@@ -6,6 +6,7 @@ Lessons: every notebook (first used in ``00_entorno_y_datos.ipynb``).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -25,15 +26,19 @@ def to_display(image) -> np.ndarray:
 
 def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int = 8,
                title: str | None = None, size: float = 1.6, cmap: str | None = None):
-    """Show images in a grid with one title each; returns the figure."""
+    """Show images in a grid with one title each (long titles wrapped, never cut); returns the
+    figure."""
     n = len(images)
     if titles is not None and len(titles) != n:
         raise ValueError(f"{n} images but {len(titles)} titles")
+    if titles is not None:
+        titles = [wrap_title(t, max(10, round(size * 10))) for t in titles]
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     title_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles else 0
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(size * ncols, (size + 0.15 + 0.17 * title_lines) * nrows))
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                             figsize=(size * ncols, (size + 0.15 + 0.17 * title_lines) * nrows
+                                      + (0.4 if title else 0)))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -42,14 +47,20 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
                 ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def wrap_title(text: str, width: int) -> str:
+    """``text`` with each of its lines wrapped at ``width`` characters (words are not cut)."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) or line
+                     for line in str(text).split("\n"))
 
 
 def confusion_matrix_figure(cm: np.ndarray, classes: Sequence[str], title: str,
                             xlabel: str = "clase predicha", ylabel: str = "clase real"):
     """A confusion matrix with its counts written in the cells."""
-    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2))
+    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.55 * len(classes) + 2),
+                           layout="constrained")
     im = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -59,14 +70,13 @@ def confusion_matrix_figure(cm: np.ndarray, classes: Sequence[str], title: str,
                 color="white" if value > threshold else "black")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="imágenes")
-    fig.tight_layout()
     return fig
 
 
 def grouped_bars(values: dict[str, Sequence[float]], labels: Sequence[str], title: str,
                  ylabel: str, ylim: tuple[float, float] | None = (0, 1)):
     """Bars of several series (one colour each) over the same labels."""
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 3.5), layout="constrained")
     width = 0.8 / max(1, len(values))
     for k, (name, series) in enumerate(values.items()):
         ax.bar(np.arange(len(labels)) + (k - (len(values) - 1) / 2) * width, series, width,
@@ -76,14 +86,13 @@ def grouped_bars(values: dict[str, Sequence[float]], labels: Sequence[str], titl
     if ylim:
         ax.set_ylim(*ylim)
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
 def history_figure(history: dict[str, Sequence[float]], title: str):
     """Training loss and validation accuracy per epoch (``TrainResult.history``)."""
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     left.plot(epochs, history["loss"], "o-")
     left.set(xlabel="época", ylabel="pérdida (entrenamiento)", title="Pérdida")
     right.plot(epochs, history["val_accuracy"], "o-", color="tab:green")
@@ -92,7 +101,6 @@ def history_figure(history: dict[str, Sequence[float]], title: str):
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -112,44 +120,75 @@ def scale_map(m: np.ndarray, signed: bool = False, percentile: float = 99.0) -> 
 
 def maps_grid(images: Sequence, maps: dict[str, Sequence], row_titles: Sequence[str] | None = None,
               title: str | None = None, overlay: Sequence[str] = ("Grad-CAM",), size: float = 1.9,
-              cmap: str = "inferno"):
-    """One row per image: the image, then one column per method's map.
+              cmap: str = "inferno", signed: Sequence[str] = (), shared: bool = True):
+    """One row per image: the image, then one column per method's map, with a colorbar.
 
-    Maps are [H,W] (or [C,H,W], shown as an RGB attribution image); methods named in
-    ``overlay`` are drawn over the image. An all-zero map is labelled as such, never divided
-    by zero.
+    Maps are [H,W] or channel attributions [C,H,W] (summed over channels: as ``|a|``, or with
+    their sign for methods named in ``signed``, drawn in a diverging colormap centred at 0).
+    ``shared=True``: each method's maps share one scale (the 99th percentile of its absolute
+    values over all rows), so the rows of a column compare; ``False`` scales each map on its own.
+    Methods in ``overlay`` are drawn over the image. An all-zero map is labelled as such.
     """
     n, names = len(images), list(maps)
-    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n),
-                             squeeze=False)
+    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n + 0.9),
+                             squeeze=False, layout="constrained")
     for i in range(n):
-        image = to_display(images[i])
-        axes[i, 0].imshow(image)
+        axes[i, 0].imshow(to_display(images[i]))
         axes[i, 0].set_ylabel(row_titles[i] if row_titles else "", fontsize=8)
-        for j, name in enumerate(names, start=1):
-            ax, m = axes[i, j], np.asarray(maps[name][i])
-            if m.ndim == 3:  # channel attributions [C,H,W]: |a| summed over channels
-                m = as_heatmaps(m[None])[0]
-            scaled = scale_map(m)
-            if scaled is None:
-                ax.imshow(image, alpha=0.3)
-                ax.text(0.5, 0.5, "mapa nulo\n(todo ceros)", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=8, color="red")
-            elif name in overlay:
-                ax.imshow(image)
-                ax.imshow(scaled, cmap=cmap, alpha=0.5, vmin=0, vmax=1)
-            else:
-                ax.imshow(scaled, cmap=cmap, vmin=0, vmax=1)
-            if i == 0:
-                ax.set_title(name, fontsize=9)
+    for j, name in enumerate(names, start=1):
+        column = [_heatmap(maps[name][i], name in signed) for i in range(n)]
+        top = _shared_top(column) if shared else None
+        mappable = None
+        for i, m in enumerate(column):
+            mappable = _draw_map(axes[i, j], to_display(images[i]), m, top, name in signed,
+                                 name in overlay, cmap) or mappable
+        axes[0, j].set_title(name, fontsize=9)
+        if mappable is not None:
+            label = ("escala común" if shared else "escala por mapa") + (
+                ", con signo" if name in signed else "")
+            bar = fig.colorbar(mappable, ax=axes[:, j], location="bottom", shrink=0.9, pad=0.01)
+            bar.set_label(label, fontsize=7)
+            bar.ax.tick_params(labelsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_title("imagen", fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def _heatmap(m, signed: bool) -> np.ndarray:
+    """[H,W] from [H,W] or [C,H,W]: summed over channels, as |a| unless ``signed``."""
+    m = np.asarray(m, dtype=np.float32)
+    if m.ndim == 3:
+        m = m.sum(axis=0) if signed else as_heatmaps(m[None])[0]
+    return m
+
+
+def _shared_top(column: Sequence[np.ndarray]) -> float:
+    """The 99th percentile of |values| over a column of maps (0 if they are all zero)."""
+    values = np.abs(np.concatenate([np.ravel(m) for m in column]))
+    values = values[np.isfinite(values)]
+    top = float(np.percentile(values, 99.0)) if values.size else 0.0
+    return top if top > 0 else float(values.max(initial=0.0))
+
+
+def _draw_map(ax, image: np.ndarray, m: np.ndarray, top: float | None, signed: bool,
+              overlay: bool, cmap: str):
+    """Draw one map scaled by ``top`` (or by itself when None); return the image artist."""
+    scaled = scale_map(m, signed=signed) if top is None else (
+        np.clip(m / top, -1.0 if signed else 0.0, 1.0) if top > 0 and np.abs(m).max() > 0
+        else None)
+    if scaled is None:
+        ax.imshow(image, alpha=0.3)
+        ax.text(0.5, 0.5, "mapa nulo\n(todo ceros)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, color="red")
+        return None
+    lo, colors = (-1.0, "RdBu_r") if signed else (0.0, cmap)
+    if overlay:
+        ax.imshow(image)
+    return ax.imshow(scaled, cmap=colors, vmin=lo, vmax=1.0, alpha=0.5 if overlay else 1.0)
 
 
 def gradient_image(g, spread: float = 0.15) -> np.ndarray:
@@ -168,7 +207,7 @@ def curves_figure(histories: dict[str, dict[str, Sequence[float]]], title: str,
     One colour per run; training solid, validation dashed; a dot marks each run's kept epoch
     (``best_epochs``, 1-based) on its validation curves.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
     for k, (name, h) in enumerate(histories.items()):
         color, epochs = f"C{k}", np.arange(1, len(h["loss"]) + 1)
         for ax, key in ((left, "loss"), (right, "accuracy")):
@@ -184,7 +223,6 @@ def curves_figure(histories: dict[str, dict[str, Sequence[float]]], title: str,
     right.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{title}\n(continua: entrenamiento; discontinua: validación; punto: época "
                  "conservada)", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -200,7 +238,8 @@ def robustness_figure(rows: Sequence[dict], perturbations: dict, title: str,
     models = list(dict.fromkeys(r["model"] for r in rows))
     clean = {r["model"]: r["accuracy"] for r in rows if r["perturbation"] == "none"}
     names = [p for p in perturbations if any(r["perturbation"] == p for r in rows)]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.6), squeeze=False,
+                             layout="constrained",
                              sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         for k, model in enumerate(models):
@@ -213,7 +252,6 @@ def robustness_figure(rows: Sequence[dict], perturbations: dict, title: str,
     axes[0, 0].set_ylabel(ylabel)
     axes[0, -1].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -222,7 +260,7 @@ def per_class_figure(values: Sequence[float], labels: Sequence[str], title: str,
     """Per-class scores: their histogram (left) and the ``n_worst`` classes by name (right)."""
     values = np.asarray(values, dtype=float)
     order = np.argsort(values, kind="stable")[:n_worst]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained",
                                       gridspec_kw={"width_ratios": [1, 1.2]})
     left.hist(values[np.isfinite(values)], bins=np.linspace(0, 1, 11), color="tab:blue",
               edgecolor="white")
@@ -236,5 +274,4 @@ def per_class_figure(values: Sequence[float], labels: Sequence[str], title: str,
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="x" if ax is right else "y")
     fig.suptitle(title)
-    fig.tight_layout()
     return fig

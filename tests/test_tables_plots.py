@@ -71,3 +71,35 @@ def test_history_figure_plots_the_shared_train_result_history():
     np.testing.assert_array_equal(right.lines[0].get_ydata(), history["val_accuracy"])
     assert list(right.lines[0].get_xdata()) == [1, 2, 3]
     plt.close(fig)
+
+
+def test_maps_grid_shares_one_scale_per_method_with_colorbars_and_signed_maps():
+    from helpers.plots import maps_grid
+
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    weak, strong = np.ones((4, 4)), 10 * np.ones((4, 4))
+    signed = np.stack([-np.ones((3, 4, 4)), np.ones((3, 4, 4))])
+    fig = maps_grid(images, {"a": [weak, strong], "IG": signed, "nulo": np.zeros((2, 4, 4))},
+                    ["x", "y"], title="t", signed=("IG",))
+    axes = np.array(fig.axes[:8]).reshape(2, 4)
+    shown = [axes[i, 1].images[-1].get_array() for i in range(2)]
+    assert shown[0].max() == pytest.approx(0.1) and shown[1].max() == pytest.approx(1.0)
+    ig = axes[0, 2].images[-1]
+    assert ig.get_cmap().name == "RdBu_r" and ig.get_clim() == (-1.0, 1.0)
+    assert ig.get_array().min() == pytest.approx(-1.0)  # the sign is kept
+    assert "mapa nulo" in axes[0, 3].texts[0].get_text()
+    colorbars = fig.axes[8:]
+    assert len(colorbars) == 2 and "escala común" in colorbars[0].get_xlabel()
+    alone = maps_grid(images, {"a": [weak, strong]}, shared=False)
+    assert alone.axes[1].images[-1].get_array().max() == pytest.approx(1.0)  # each on its own
+    plt.close("all")
+
+
+def test_image_grid_wraps_long_titles_instead_of_cutting_them():
+    from helpers.plots import image_grid
+
+    fig = image_grid(np.zeros((2, 4, 4, 3), np.uint8), ["giant white arum lily", "love in the mist"],
+                     title="t", size=1.0)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].replace("\n", " ") == "giant white arum lily" and "\n" in titles[0]
+    plt.close("all")

@@ -98,8 +98,8 @@ def test_maps_grid_shares_one_scale_per_method_with_colorbars_and_signed_maps():
 def test_image_grid_wraps_long_titles_instead_of_cutting_them():
     from helpers.plots import image_grid
 
-    fig = image_grid(np.zeros((2, 4, 4, 3), np.uint8), ["giant white arum lily", "love in the mist"],
-                     title="t", size=1.0)
+    names = ["giant white arum lily", "love in the mist"]
+    fig = image_grid(np.zeros((2, 4, 4, 3), np.uint8), names, title="t", size=1.0)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].replace("\n", " ") == "giant white arum lily" and "\n" in titles[0]
     plt.close("all")

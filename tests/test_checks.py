@@ -263,3 +263,19 @@ def test_keras_augment_checks():
                                                                    lam * ya + (1 - lam) * yb))
     assert not augment.check_mixup_pair("e", lambda a, b, ya, yb, lam: ((1 - lam) * a + lam * b,
                                                                        (1 - lam) * ya + lam * yb))
+
+
+def test_best_method_accepts_ties_and_restricts_to_candidates(capsys):
+    scores = {"a": 0.5, "b": 0.9, "c": 0.9, "ref": 1.0}
+    assert explain.check_best_method("e", "b", scores, ["a", "b", "c"])
+    assert explain.check_best_method("e", "c", scores, ["a", "b", "c"])
+    assert not explain.check_best_method("e", "ref", scores, ["a", "b", "c"])
+    assert not explain.check_best_method("e", "a", scores, ["a", "b", "c"])
+    assert explain.check_best_method("e", "ref", scores)
+
+
+def test_mass_inside_function_check_names_the_mistake(capsys):
+    assert explain.check_mass_inside_function(
+        "e", lambda m, k: float(np.abs(m)[k].sum() / np.abs(m).sum()))
+    assert not explain.check_mass_inside_function("e", lambda m, k: float(m[k].sum() / m.sum()))
+    assert "falta el valor absoluto" in capsys.readouterr().out

@@ -36,7 +36,7 @@ def _fake_cifar(root: Path, n: int = 40) -> None:
 def test_cifar_local_npz_subset_normalized_and_balanced(data):
     _fake_cifar(data)
     d = load_cifar10(n_train=20, n_test=10)
-    assert (len(d.train), len(d.test)) == (20, 10) and "local" in d.source
+    assert (len(d.train), len(d.test)) == (20, 10) and "copia local" in d.source
     assert np.bincount(d.train.labels).tolist() == [2] * 10
     x, y = d.train.batch([0, 1])
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
@@ -57,7 +57,7 @@ def test_cifar_download_path_is_taken_when_nothing_is_local(data, monkeypatch):
 
     monkeypatch.setattr(cifar_module, "_torchvision_arrays", fake_torchvision)
     d = load_cifar10()
-    assert calls == [(data, True)] and d.source.startswith("downloaded")
+    assert calls == [(data, True)] and d.source.startswith("descargado")
 
 
 def test_cifar_missing_everywhere_gives_a_clear_error(data, monkeypatch):

@@ -176,7 +176,7 @@ def test_resnet18_width_scales_channels_and_keeps_the_layer_names():
     assert narrow.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert tuple(feats["layer4"]) == (2, 128, 4, 4)
     assert narrow.layer2[0].downsample is not None and narrow.layer1[0].downsample is None
-    with pytest.warns(UserWarning, match="only for width 64"):
+    with pytest.warns(UserWarning, match="solo existen para el ancho 64"):
         assert resnet18_cifar(16, weights="imagenet").xai_init == "random"
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="width"):

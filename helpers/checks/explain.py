@@ -1,7 +1,7 @@
 """Exercise checks of the explanation methods.
 
 Each derives its expected value itself, so a check cell shows no answer. Lessons:
-``01_cifar10_modelo.ipynb`` to ``07_comparativa.ipynb`` and
+``01_cifar10_modelo.ipynb`` to ``08_atajos_y_explicaciones.ipynb`` and
 ``14_grad_cam_e_integrated_gradients.ipynb``.
 """
 
@@ -239,3 +239,41 @@ def check_keras_map_size(exercise: str, answer: Any, model, layer: str) -> Verdi
     expected = tuple(int(v) for v in split_model(model, layer).outputs[0].shape[1:3])
     return check_value(exercise, tuple(answer) if isinstance(answer, list) else answer, expected,
                        "la activación tiene forma [N, h, w, K]: el tamaño del mapa es (h, w).")
+
+
+def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
+    """``func(map, mask)`` on one signed [H, W] map: the share of |map| inside ``mask``."""
+    from helpers.core.maps import mass_inside
+
+    rng = np.random.default_rng(5)
+    m, mask = rng.normal(size=(6, 7)), np.zeros((6, 7), bool)
+    mask[1:4, 2:5] = True
+    ok, got = call(exercise, func, m.copy(), mask.copy())
+    if not ok:
+        return Verdict(False)
+    mistakes = {"falta el valor absoluto: con signo, las partes positivas y negativas se "
+                "cancelan.": m[mask].sum() / m.sum(),
+                "se dividió por el área de la máscara, no por la masa total del mapa.":
+                np.abs(m)[mask].sum() / mask.sum(),
+                "es la fracción de FUERA de la máscara.": np.abs(m)[~mask].sum() / np.abs(m).sum()}
+    return diagnose(exercise, np.asarray(got, float).reshape(()),
+                    mass_inside(m[None], mask[None])[0], mistakes,
+                    "masa dentro = |mapa|[mascara].sum() / |mapa|.sum().")
+
+
+def check_best_method(exercise: str, answer: Any, scores: dict[str, float],
+                      candidates=None, what: str = "la puntuación") -> Verdict:
+    """``answer`` must be, among ``candidates`` (default: all keys of ``scores``), one with the
+    highest score (any of them on a tie)."""
+    if answer is None or answer is Ellipsis:
+        return report(exercise, False, "", "todavía no hay respuesta.")
+    names = list(scores if candidates is None else candidates)
+    if not isinstance(answer, str) or answer not in names:
+        return report(exercise, False, "", f"{answer!r} no es uno de los métodos: "
+                      f"{', '.join(map(repr, names))}.")
+    best = max(float(scores[n]) for n in names if np.isfinite(scores[n]))
+    ok = bool(np.isclose(float(scores[answer]), best, rtol=0, atol=1e-12))
+    return report(exercise, ok, f"correcto: {answer!r} tiene {what} más alta "
+                  f"({float(scores[answer]):.2f}).", f"{answer!r} tiene {what} "
+                  f"{float(scores[answer]):.2f}, pero la más alta es {best:.2f}.",
+                  "busca el máximo del diccionario, p. ej. max(d, key=d.get).")

@@ -26,7 +26,10 @@ DEFAULT_BATCH_SIZE = 32  # perturbed images per call of score_fn
 def random_map(shape: tuple[int, ...], seed: int | None = 0) -> np.ndarray:
     """Uniform noise in [0, 1) of ``shape`` (e.g. (N, H, W)): the "no information" reference.
 
-    Any explanation should beat it on deletion and insertion (Petsiuk et al., 2018).
+    Not a floor every explanation clears: deleting scattered pixels of a small image (32x32)
+    destroys it for any class, so a random order can win *deletion*, while a map that removes
+    one compact region at a time lets the rest of the object still vote. Read it next to
+    insertion and the centred Gaussian (``07_comparativa.ipynb``).
     """
     return np.random.default_rng(seed).random(shape)
 

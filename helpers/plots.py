@@ -134,7 +134,7 @@ def maps_grid(images: Sequence, maps: dict[str, Sequence], row_titles: Sequence[
                              squeeze=False, layout="constrained")
     for i in range(n):
         axes[i, 0].imshow(to_display(images[i]))
-        axes[i, 0].set_ylabel(row_titles[i] if row_titles else "", fontsize=8)
+        axes[i, 0].set_ylabel(wrap_title(row_titles[i], 20) if row_titles else "", fontsize=8)
     for j, name in enumerate(names, start=1):
         column = [_heatmap(maps[name][i], name in signed) for i in range(n)]
         top = _shared_top(column) if shared else None

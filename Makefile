@@ -30,8 +30,9 @@ run: install
 student: install
 	$(PY) tools/grading.py release
 
-## nbgrader round trip on every notebook: solutions vs blank stubs, autograde, export to CSV.
+## nbgrader round trip on every notebook: validate, solutions vs blank stubs, autograde, CSV.
 grading-demo: install
+	XAI_PROFILE=fast $(PY) tools/grading.py validate
 	XAI_PROFILE=fast $(PY) tools/grading.py demo
 
 ## Trained checkpoints of the current profile (trains what is missing) + manifest, in build/checkpoints/.

@@ -130,6 +130,16 @@ def test_select_by_stem_and_unknown_names():
 
 
 @pytest.mark.skipif(not os.environ.get("XAI_DATA_DIR"), reason="needs the real data")
+def test_nbgrader_validate_accepts_a_solved_notebook_and_reports_a_blank_one(tmp_path):
+    solved = grading.select(["12"])[0]
+    grading.validate([solved])  # raises SystemExit if a check fails
+    grading.release([solved], tmp_path / "course", tmp_path / "student")
+    with pytest.raises(SystemExit, match="nbgrader validate failed"):
+        grading.validate([tmp_path / "student" / solved.name])
+    assert not list(solved.parent.glob("*.log")) and not (solved.parent / "gradebook.db").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("XAI_DATA_DIR"), reason="needs the real data")
 def test_autograde_round_trip_gives_full_marks_with_solutions_and_zero_without(tmp_path):
     notebooks = grading.select(ROUND_TRIP)
     grading.demo(notebooks, tmp_path)  # raises SystemExit on a wrong score

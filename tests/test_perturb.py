@@ -139,3 +139,22 @@ def test_mean_drop_and_lookup():
     assert perturb.accuracy_of(rows, "m", "blur", 1.0) == 0.4
     with pytest.raises(KeyError):
         perturb.accuracy_of(rows, "m", "blur", 2.0)
+
+
+def test_robustness_rows_are_reused_only_for_the_same_key(dirs, monkeypatch):
+    models = {"m0": tiny_classifiers(1)[0]}
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (6, 32, 32, 3)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, rng.integers(0, 3, 6))).batch(3)
+    chosen = {"noise": perturb.PERTURBATIONS["noise"]}
+    calls = []
+    real = perturb._measure
+    monkeypatch.setattr(perturb, "_measure", lambda *a: calls.append(1) or real(*a))
+    first = perturb.robustness(models, ds, chosen, progress=False, cache_key={"m0": "abc"})
+    again = perturb.robustness(models, ds, chosen, progress=False, cache_key={"m0": "abc"})
+    assert again == first and len(calls) == 1  # reused from the cache
+    perturb.robustness(models, ds, chosen, progress=False, cache_key={"m0": "other"})
+    perturb.robustness(models, ds, chosen, seed=1, progress=False, cache_key={"m0": "abc"})
+    perturb.robustness(models, ds, chosen, progress=False, cache_key={"m0": None})  # unsaved
+    perturb.robustness(models, ds, chosen, progress=False, cache_key={"m0": None})
+    assert len(calls) == 5

@@ -3,8 +3,10 @@
 Usage:
   python tools/grading.py release [--course build/nbgrader] [--out build/student] [NB ...]
   python tools/grading.py demo    [--course build/nbgrader] [NB ...]
+  python tools/grading.py validate [NB ...]
 
-``release`` copies each notebook into an nbgrader course (one assignment per notebook, named
+``validate`` runs ``nbgrader validate`` on each notebook with its solutions (all checks must
+pass). ``release`` copies each notebook into an nbgrader course (one assignment per notebook, named
 after it), runs ``nbgrader generate_assignment`` and copies the released student versions to
 ``--out``. ``demo`` also submits each notebook twice: as ``con_soluciones`` (the notebook with its
 solutions) and as ``sin_responder`` (the released stubs), runs ``nbgrader autograde`` and
@@ -54,12 +56,31 @@ def select(names: list[str]) -> list[Path]:
     return chosen
 
 
-def nbgrader(course: Path, *args: str) -> None:
+def nbgrader(course: Path, *args: str, capture: bool = False) -> str:
     """Run ``nbgrader`` in ``course`` (the venv's bin/ first on PATH: nbgrader calls alembic)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               XAI_STRICT_CHECKS="1")
     command = [sys.executable, "-m", "nbgrader", *args]
     print("$ nbgrader", " ".join(args), flush=True)
-    subprocess.run(command, cwd=course, env=env, check=True)
+    done = subprocess.run(command, cwd=course, env=env, check=True, text=True,
+                          capture_output=capture)
+    return done.stdout if capture else ""
+
+
+def validate(notebooks: list[Path]) -> None:
+    """``nbgrader validate`` each notebook with its solutions; raise if any check fails.
+
+    nbgrader exits with 0 either way, so its report is read: it prints "Success!" per notebook.
+    """
+    failed = []
+    for path in notebooks:
+        report = nbgrader(path.parent, "validate", path.name, capture=True)
+        ok = "Success! Your notebook passes all the tests." in report
+        print(f"{path.stem:<40} {'validado' if ok else 'FALLA'}")
+        if not ok:
+            failed.append(f"{path.name}:\n{report}")
+    if failed:
+        raise SystemExit("nbgrader validate failed:\n" + "\n".join(failed))
 
 
 def release(notebooks: list[Path], course: Path, out: Path | None) -> None:
@@ -120,7 +141,7 @@ def demo(notebooks: list[Path], course: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["release", "demo"])
+    parser.add_argument("action", choices=["release", "demo", "validate"])
     parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--course", type=Path, default=ROOT / "build" / "nbgrader")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "student")
@@ -128,6 +149,8 @@ def main() -> None:
     notebooks = select(args.notebooks)
     if args.action == "release":
         release(notebooks, args.course.resolve(), args.out.resolve())
+    elif args.action == "validate":
+        validate(notebooks)
     else:
         demo(notebooks, args.course.resolve())
 

@@ -9,9 +9,13 @@ stateless ``seed`` (an int or a shape-[2] tensor), and returns float32 images in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -143,7 +147,7 @@ def conditions(perturbations: Mapping[str, Perturbation]) -> list[tuple[str, flo
 
 def robustness(models: keras.Model | Mapping[str, keras.Model], ds: tf.data.Dataset,
                perturbations: Mapping[str, Perturbation] | None = None, seed: int = 0,
-               progress: bool = True) -> list[dict]:
+               progress: bool = True, cache_key: Mapping | None = None) -> list[dict]:
     """Accuracy of each model on ``ds`` clean and under every perturbation and severity.
 
     ``ds`` yields (float images in [0, 255], labels integer or one-hot). Each perturbed batch
@@ -153,10 +157,62 @@ def robustness(models: keras.Model | Mapping[str, keras.Model], ds: tf.data.Data
     then each model's head (identical logits, a fraction of the cost).
     Returns rows ``{"model", "perturbation", "severity", "accuracy", "n"}``, clean rows
     (``perturbation="none"``) first.
+
+    ``cache_key``: what identifies the models and ``ds`` (e.g. each checkpoint's sha256 and the
+    split's size); with it, the rows are saved in the cache and reused by a later call with the
+    same key, model names, perturbations and seed (notebooks 13 and 15 measure the same thing).
+    A key with a None anywhere (an unsaved model) disables the reuse.
     """
     if isinstance(models, keras.Model):
         models = {models.name: models}
     perturbations = PERTURBATIONS if perturbations is None else perturbations
+    path = _results_path(cache_key, list(models), perturbations, seed)
+    if path is not None and path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # unreadable: measure again and overwrite
+    rows = _measure(models, ds, perturbations, seed, progress)
+    if path is not None:
+        _write_atomically(path, json.dumps(rows))
+    return rows
+
+
+def _results_path(cache_key: Mapping | None, names: list[str],
+                  perturbations: Mapping[str, Perturbation], seed: int) -> Path | None:
+    """Where rows for this key are cached, or None when the key cannot identify them."""
+    if cache_key is None or _has_none(cache_key):
+        return None
+    from helpers.data.resolve import cache_root
+
+    ident = json.dumps({"key": cache_key, "models": names, "seed": seed, "version": 1,
+                        "perturbations": {k: [p.apply.__name__, list(p.severities)]
+                                          for k, p in perturbations.items()}},
+                       sort_keys=True, default=str)
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
+    return cache_root() / "results" / f"robustness_{digest}.json"
+
+
+def _has_none(value) -> bool:
+    if isinstance(value, Mapping):
+        return any(_has_none(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_none(v) for v in value)
+    return value is None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the reuse
+
+
+def _measure(models: Mapping[str, keras.Model], ds: tf.data.Dataset,
+             perturbations: Mapping[str, Perturbation], seed: int, progress: bool) -> list[dict]:
     conds = conditions(perturbations)
     predict = _shared_predictor(dict(models))
     right = np.zeros((len(conds), len(models)), np.int64)

@@ -344,8 +344,8 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
     meta = {"key": key, "profile": data.profile.name, **asdict(result)}
     if problem is None:
         try:
-            meta["checkpoint"] = str(checkpoints.save(stem, ".weights.h5", model.save_weights,
-                                                      meta))
+            path = checkpoints.save(stem, ".weights.h5", model.save_weights, meta)
+            meta["checkpoint"], meta["sha256"] = str(path), checkpoints.sha256_of(path)
         except OSError as err:
             say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
     return model, {**meta, "from_cache": False}

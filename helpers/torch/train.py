@@ -261,8 +261,8 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
             "data_source": data.source}
     if problem is None:
         try:
-            meta["checkpoint"] = str(checkpoints.save(
-                stem, ".pt", lambda path: torch.save(model.state_dict(), path), meta))
+            path = checkpoints.save(stem, ".pt", lambda p: torch.save(model.state_dict(), p), meta)
+            meta["checkpoint"], meta["sha256"] = str(path), checkpoints.sha256_of(path)
         except OSError as err:
             say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
     return model.eval(), meta

@@ -85,7 +85,7 @@ def grouped_bars(values: dict[str, Sequence[float]], labels: Sequence[str], titl
     ax.set(title=title, ylabel=ylabel)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
     return fig
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args()
+    # Progress widgets are saved at 0 % in executed notebooks: kernels run without them (the
+    # per-epoch lines are printed anyway). Students running live still see the bars.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -89,12 +89,16 @@ def _is_bool(value: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    """A short text for an answer: small arrays in full, large ones by shape."""
+    """A short text for an answer: numbers and tuples as written, large arrays by shape."""
     if not numeric_like(value):
         return repr(value)
     arr = np.asarray(value)
     if arr.size > 8:
         return f"array de forma {arr.shape}"
+    if arr.ndim == 0:
+        return f"{arr.item():.6g}" if arr.dtype.kind == "f" else str(arr.item())
+    if isinstance(value, tuple):
+        return repr(tuple(v.item() if hasattr(v, "item") else v for v in value))
     return np.array2string(arr, precision=4)
 
 
@@ -139,7 +143,7 @@ def diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, 
         return report(exercise, False, "", f"la forma es {got.shape}, se esperaba "
                       f"{expected.shape}.", hint)
     if np.allclose(got, expected, rtol=1e-4, atol=1e-6):
-        return report(exercise, True, "correcto.", "")
+        return report(exercise, True, "correcto (se admite un error relativo de 1e-04).", "")
     for mistake, wrong in mistakes.items():
         if np.allclose(got, wrong, rtol=1e-4, atol=1e-6):
             return report(exercise, False, "", mistake, hint)

@@ -273,7 +273,10 @@ def check_best_method(exercise: str, answer: Any, scores: dict[str, float],
                       f"{', '.join(map(repr, names))}.")
     best = max(float(scores[n]) for n in names if np.isfinite(scores[n]))
     ok = bool(np.isclose(float(scores[answer]), best, rtol=0, atol=1e-12))
+    tied = [n for n in names
+            if n != answer and np.isclose(float(scores[n]), best, rtol=0, atol=1e-12)]
+    tie = f"; empata con {', '.join(map(repr, tied))}: cualquiera vale" if tied else ""
     return report(exercise, ok, f"correcto: {answer!r} tiene {what} más alta "
-                  f"({float(scores[answer]):.2f}).", f"{answer!r} tiene {what} "
+                  f"({float(scores[answer]):.2f}{tie}).", f"{answer!r} tiene {what} "
                   f"{float(scores[answer]):.2f}, pero la más alta es {best:.2f}.",
                   "busca el máximo del diccionario, p. ej. max(d, key=d.get).")

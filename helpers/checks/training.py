@@ -135,7 +135,8 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
         return report(exercise, False, "", f"{pair} está al revés: cm[real, predicha], la "
                       "fila es la clase real.", hint)
     ok = off[pair] == off[expected]  # any cell with the maximal count is a right answer
-    return report(exercise, bool(ok), f"correcto: {pair}, {int(cm[pair])} imágenes.",
+    shown = pair if classes is None else (classes[pair[0]], classes[pair[1]])
+    return report(exercise, bool(ok), f"correcto: {shown}, {int(cm[pair])} imágenes.",
                   f"{pair} tiene {int(cm[pair])} imágenes; la confusión más frecuente tiene "
                   f"{int(off[expected])}.", hint)
 

@@ -262,7 +262,9 @@ def per_class_figure(values: Sequence[float], labels: Sequence[str], title: str,
     order = np.argsort(values, kind="stable")[:n_worst]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained",
                                       gridspec_kw={"width_ratios": [1, 1.2]})
-    left.hist(values[np.isfinite(values)], bins=np.linspace(0, 1, 11), color="tab:blue",
+    # bins centred on 0, 0.1, ..., 1: per-class accuracies are often k/10 and must not fall
+    # on a bin edge (0.30000000000000004) and land in the wrong bar
+    left.hist(values[np.isfinite(values)], bins=np.linspace(-0.05, 1.05, 12), color="tab:blue",
               edgecolor="white")
     left.set(xlabel=xlabel, ylabel="número de clases", title="Distribución")
     right.barh(np.arange(len(order)), values[order], color="tab:red")

@@ -110,31 +110,6 @@ def numeric_like(value: Any) -> bool:
         return False
 
 
-def check_function(exercise: str, func: Callable, cases: list[tuple[tuple, Any]],
-                   hint: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> Verdict:
-    """Call ``func(*args)`` on each case and compare with its expected result."""
-    for i, (args, expected) in enumerate(cases, start=1):
-        try:
-            got = func(*args)
-        except NotImplementedError:
-            return report(exercise, False, "", "la función aún no está implementada.", hint)
-        except Exception as err:  # the student sees the error, briefly
-            return report(exercise, False, "", f"la función falla en el caso {i}: "
-                          f"{type(err).__name__}: {err}", hint)
-        if got is None:
-            return report(exercise, False, "", NO_RETURN, hint)
-        got, want = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
-        if got.shape != want.shape:
-            return report(exercise, False, "", f"caso {i}: forma {got.shape}, se esperaba "
-                          f"{want.shape}.", hint)
-        if not np.allclose(got, want, rtol=rtol, atol=atol):
-            err = float(np.max(np.abs(got - want)))
-            return report(exercise, False, "", f"caso {i}: el resultado difiere (error máximo "
-                          f"{err:.3g}).", hint)
-    n = len(cases)
-    return report(exercise, True, f"correcto en {n} caso{'s' if n != 1 else ''} de prueba.", "")
-
-
 def diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],
               hint: str) -> Verdict:
     """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any."""

@@ -217,4 +217,4 @@ def test_real_flowers_splits_follow_the_profile():
         n = data.infos[split].official_num_examples if n is None else n  # None: the whole split
         assert len(labels) == data.infos[split].num_examples == n
         assert np.bincount(labels, minlength=102).min() == n // 102  # class-balanced
-    assert "2040 of the 6149" in data.infos["test"].note
+    assert "2040 de las 6149" in data.infos["test"].note

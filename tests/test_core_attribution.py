@@ -24,8 +24,24 @@ def test_gauss_legendre_is_exact_up_to_degree_2n_minus_1_and_trapezoid_is_linear
     np.testing.assert_allclose(weights, [0.125, 0.25, 0.25, 0.25, 0.125])
 
 
+def test_riemann_sums_by_hand():
+    # 4 sub-intervals of [0, 1]: left ends, right ends, midpoints, each weighted 1/4
+    for method, nodes in [("riemann_left", [0, 0.25, 0.5, 0.75]),
+                          ("riemann_right", [0.25, 0.5, 0.75, 1]),
+                          ("riemann_middle", [0.125, 0.375, 0.625, 0.875])]:
+        alphas, weights = A.quadrature(method, 4)
+        np.testing.assert_allclose(alphas, nodes)
+        np.testing.assert_allclose(weights, [0.25] * 4)
+    # integral of a on [0, 1] = 1/2: left sums underestimate by 1/(2m), right ones overestimate,
+    # midpoints are exact for lines
+    sums = {m: (lambda a, w: (a * w).sum())(*A.quadrature(m, 4))
+            for m in ("riemann_left", "riemann_right", "riemann_middle")}
+    assert sums == pytest.approx({"riemann_left": 0.375, "riemann_right": 0.625,
+                                  "riemann_middle": 0.5})
+
+
 @pytest.mark.parametrize(("method", "steps"), [("simpson", 10), ("trapezoid", 1),
-                                               ("gausslegendre", 0)])
+                                               ("gausslegendre", 0), ("riemann_left", 0)])
 def test_quadrature_rejects_unknown_rules_and_too_few_steps(method, steps):
     with pytest.raises(ValueError, match="method must be"):
         A.quadrature(method, steps)

@@ -64,3 +64,19 @@ def test_paired_difference_and_its_standard_error():
     assert stats.paired_difference(a, a) == (0.0, 0.0)
     with pytest.raises(ValueError):
         stats.paired_difference(a, b[:-1])
+
+
+def test_stratified_sample_spreads_classes_and_respects_the_mask():
+    labels = np.repeat(np.arange(10), 20)
+    mask = np.ones(200, bool)
+    mask[labels == 3] = False  # class 3 never eligible
+    mask[np.flatnonzero(labels == 4)[1:]] = False  # class 4 has a single eligible item
+    idx = stats.stratified_sample(labels, 32, mask, seed=1)
+    counts = np.bincount(labels[idx], minlength=10)
+    assert len(set(idx.tolist())) == 32 and mask[idx].all()
+    assert counts[3] == 0 and counts[4] == 1
+    assert set(counts[[0, 1, 2, 5, 6, 7, 8, 9]]) <= {3, 4}  # 31 over the other 8 classes
+    assert np.array_equal(idx, stats.stratified_sample(labels, 32, mask, seed=1))
+    assert len(stats.stratified_sample(labels, None, mask)) == mask.sum()
+    with pytest.raises(ValueError, match="eligible"):
+        stats.stratified_sample(labels, 500, mask)

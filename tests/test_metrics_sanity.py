@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers.core.sanity import cascade_auc, cascade_summary
 from helpers.core.similarity import spearman
 from helpers.torch.explain import saliency
 from helpers.torch.sanity import (
@@ -112,3 +113,30 @@ def test_ssim_metric_keeps_the_return_type_and_one_cascade_serves_both_metrics()
     assert all(s == 0.25 for rows in custom.values() for _, s in rows)
     with pytest.raises(ValueError, match="metric"):
         randomization_scores(model, layers, explainers, x, metric="pearson")
+
+
+def test_per_image_scores_average_to_the_mean_scores_and_summarize_with_intervals():
+    model, x = _small_net(), torch.randn(5, 3, 8, 8)
+    layers = ["6", "2", "0"]
+    explainers = {"ignora los pesos": lambda m, x: x.abs().sum(1),
+                  "saliency": lambda m, x: saliency(m, x, target=0)}
+    mean = randomization_metrics(model, layers, explainers, x, metrics=["spearman"])
+    each = randomization_metrics(model, layers, explainers, x, metrics=["spearman"],
+                                 per_image=True)["spearman"]
+    for method, rows in each.items():
+        assert [layer for layer, _ in rows] == layers and rows[0][1].shape == (5,)
+        for (_, v), (_, m) in zip(rows, mean["spearman"][method], strict=True):
+            assert v.mean() == pytest.approx(m)
+    summary = cascade_summary(each, ["6", "0"])
+    constant = summary["ignora los pesos"]
+    assert (constant["6"].value, constant["auc"].low, constant["auc"].high) == pytest.approx(
+        (1.0, 1.0, 1.0))
+    assert summary["saliency"]["auc"].value < 1.0 and summary["saliency"]["0"].n == 5
+    with pytest.raises(ValueError, match="layer9"):
+        cascade_summary(each, ["layer9"])
+
+
+def test_cascade_auc_by_hand():
+    # curves 1 -> 0.5 -> 0 and 1 -> 0 -> 0: trapezoids (0.75 + 0.25) / 2 and (0.5 + 0) / 2
+    rows = [("fc", np.array([0.5, 0.0])), ("conv", np.array([0.0, 0.0]))]
+    np.testing.assert_allclose(cascade_auc(rows), [0.5, 0.25])

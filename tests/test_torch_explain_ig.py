@@ -69,6 +69,15 @@ def test_captum_riemann_trapezoid_weights_sum_to_steps_minus_one_over_steps(resn
     torch.testing.assert_close(theirs, ours * (steps - 1) / steps, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["riemann_left", "riemann_right", "riemann_middle"])
+def test_matches_captum_riemann_sums(resnet, method):
+    x, target = random_images(2, size=16), torch.tensor([1, 4])
+    ours = te.integrated_gradients(resnet, x, target, steps=7, method=method)
+    theirs = IntegratedGradients(resnet).attribute(
+        x, baselines=CIFAR10.constant(x, 0.0), target=target, n_steps=7, method=method)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
 def test_chunking_does_not_change_the_result(resnet):
     x = random_images(2, size=16)
     ref = te.integrated_gradients(resnet, x, 3, steps=6, batch_size=1000)

@@ -13,7 +13,8 @@ everything else about a method's definition lives here once:
 ``"gausslegendre"`` (Captum's default) is exact for polynomials of degree < 2 * steps;
 ``"trapezoid"`` uses ``steps`` equally spaced points from 0 to 1 with weights ``1/(steps-1)``
 halved at both ends. Captum's ``"riemann_trapezoid"`` uses the same points but weights
-``1/steps``, so its attributions are ``(steps-1)/steps`` of ours.
+``1/steps``, so its attributions are ``(steps-1)/steps`` of ours. ``"riemann_left"``,
+``"riemann_right"`` and ``"riemann_middle"`` are Captum's Riemann sums, with the same results.
 """
 
 from __future__ import annotations
@@ -87,8 +88,16 @@ def check_baseline(baseline: Any) -> str | None:
     return None
 
 
+QUADRATURES = ("gausslegendre", "trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+
+
 def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes ``a_s`` in [0, 1] and weights ``w_s`` (summing to 1) of the rule ``method``."""
+    """Nodes ``a_s`` in [0, 1] and weights ``w_s`` (summing to 1) of the rule ``method``.
+
+    The Riemann sums of the IG paper (Sundararajan et al., 2017, right sums) take ``steps``
+    equal weights ``1/steps`` at the left ends ``k/steps``, right ends ``(k+1)/steps`` or
+    midpoints ``(k+1/2)/steps`` of the ``steps`` sub-intervals (Captum's names).
+    """
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
         raise ValueError(f"steps must be an int, got {steps!r}")
     if method == "gausslegendre" and steps >= 1:
@@ -98,8 +107,11 @@ def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
         weights = np.full(steps, 1.0 / (steps - 1))
         weights[[0, -1]] /= 2
         return np.linspace(0.0, 1.0, steps), weights
-    raise ValueError(f"method must be 'gausslegendre' (steps >= 1) or 'trapezoid' "
-                     f"(steps >= 2), got {method!r} with steps={steps}")
+    offsets = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}
+    if method in offsets and steps >= 1:
+        return (np.arange(steps) + offsets[method]) / steps, np.full(steps, 1.0 / steps)
+    raise ValueError(f"method must be one of {', '.join(QUADRATURES)} (steps >= 1; >= 2 for "
+                     f"'trapezoid'), got {method!r} with steps={steps}")
 
 
 def path_chunks(n_images: int, steps: int, batch_size: int

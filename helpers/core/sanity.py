@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from helpers.core.intervals import Estimate, bootstrap_mean
 from helpers.core.maps import as_heatmaps
 from helpers.core.similarity import spearman, ssim
 
@@ -73,11 +74,13 @@ def cascade(work: Any, layers: Sequence[str], find: Callable[[Any, str], Any],
 
 def score_cascades(run: Cascade, explainers: dict[str, Callable],
                    metrics: Sequence[str] | dict[str, str | Callable],
-                   table: dict[str, Callable]) -> dict[str, Scores]:
+                   table: dict[str, Callable], per_image: bool = False) -> dict[str, Scores]:
     """Run ``run(explain)`` once per explainer and score every step against the original.
 
-    Returns ``{metric name: {method: [(layer, mean score over images), ...]}}``. An undefined
-    value (NaN: Spearman of a constant map) counts as 0, "no longer the same map".
+    Returns ``{metric name: {method: [(layer, mean score over images), ...]}}``, or with
+    ``per_image`` the scores of every image (float64 [N]) instead of their mean, for intervals
+    (:func:`cascade_summary`). An undefined value (NaN: Spearman of a constant map) counts as 0,
+    "no longer the same map".
     """
     fns = resolve_metrics(metrics, table)
     results: dict[str, Scores] = {name: {} for name in fns}
@@ -90,5 +93,36 @@ def score_cascades(run: Cascade, explainers: dict[str, Callable],
             maps = np.asarray(maps)
             for name, fn in fns.items():
                 value = np.nan_to_num(np.asarray(fn(original, maps), dtype=np.float64), nan=0.0)
-                results[name][method].append((layer, float(value.mean())))
+                results[name][method].append(
+                    (layer, value if per_image else float(value.mean())))
     return results
+
+
+def cascade_auc(per_image: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Area under each image's cascade curve, the original step (similarity 1) included.
+
+    Steps are equally spaced on [0, 1] and joined by the trapezoid rule: 1 for a map that
+    never changes, about 0.5 for one that falls linearly to 0, near 0 for one that changes at
+    the first randomized layer. Returns float64 [N].
+    """
+    curve = np.stack([np.ones_like(per_image[0][1])] + [np.asarray(v) for _, v in per_image])
+    return ((curve[1:] + curve[:-1]) / 2).mean(axis=0)
+
+
+def cascade_summary(scores: dict[str, list[tuple[str, np.ndarray]]], steps: Sequence[str],
+                    seed: int = 0) -> dict[str, dict[str, Estimate]]:
+    """Bootstrap interval of the per-image similarity at the named ``steps`` and of the AUC.
+
+    ``scores``: ``{method: [(layer, per-image scores), ...]}`` of one metric (``per_image``
+    output of :func:`score_cascades`). Returns ``{method: {step: Estimate, ..., "auc": ...}}``.
+    """
+    out = {}
+    for method, rows in scores.items():
+        by_layer = dict(rows)
+        missing = [s for s in steps if s not in by_layer]
+        if missing:
+            raise ValueError(f"steps {missing} are not in the cascade of {method!r}: "
+                             f"choose from {list(by_layer)}")
+        out[method] = {s: bootstrap_mean(by_layer[s], seed=seed) for s in steps}
+        out[method]["auc"] = bootstrap_mean(cascade_auc(rows), seed=seed)
+    return out

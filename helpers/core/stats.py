@@ -76,3 +76,30 @@ def paired_difference(correct_a, correct_b) -> tuple[float, float]:
                          f"{b.shape}")
     d = a - b
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def stratified_sample(labels, n: int | None, mask=None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n`` items spread as evenly over the classes of ``labels`` as possible.
+
+    Only items where ``mask`` is True are eligible (e.g. the correctly classified images);
+    ``n=None`` takes every eligible item. Classes are visited in turn, one random item each
+    (``seed``), so with 32 items and 10 classes every class gets 3 or 4.
+    """
+    labels = np.asarray(labels)
+    eligible = np.ones(len(labels), bool) if mask is None else np.asarray(mask, bool)
+    if eligible.shape != labels.shape or labels.ndim != 1:
+        raise ValueError(f"labels [N] and mask [N] must agree, got {labels.shape} and "
+                         f"{eligible.shape}")
+    pool = np.flatnonzero(eligible)
+    if n is None:
+        return pool
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= len(pool):
+        raise ValueError(f"n must be an int in [1, {len(pool)}] (the eligible items), got {n!r}")
+    rng = np.random.default_rng(seed)
+    queues = [list(rng.permutation(pool[labels[pool] == c])) for c in np.unique(labels[pool])]
+    picked: list[int] = []
+    while len(picked) < n:
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(int(q.pop()))
+    return np.sort(np.array(picked))

@@ -127,8 +127,9 @@ def integrated_gradients(model: keras.Model, images, target: Target = None, base
 
     ``IG = (x - x') * integral_0^1 grad f_t(x' + a (x - x')) da``. The integral uses
     ``method="gausslegendre"`` (default: ``steps`` Gauss-Legendre nodes mapped to [0, 1],
-    exact for polynomials of degree < 2 * steps) or ``"trapezoid"`` (``steps`` equally spaced
-    points, ends weighted by half). ``baseline`` x' (:func:`make_reference`): None or
+    exact for polynomials of degree < 2 * steps), ``"trapezoid"`` (``steps`` equally spaced
+    points, ends weighted by half) or a Riemann sum (``"riemann_left"``, ``"riemann_right"``,
+    ``"riemann_middle"``). ``baseline`` x' (:func:`make_reference`): None or
     ``"black"`` (zeros: the models take raw [0, 255] pixels), ``"gray"``, ``"blur"``,
     ``"mean"``, ``"noise"`` (drawn with ``seed``) or an array broadcastable to ``images``. The
     N x steps interpolated images go through the model in chunks of ``batch_size`` (default 32),

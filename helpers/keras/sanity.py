@@ -152,18 +152,19 @@ def randomization_scores(model: keras.Model, layers: Sequence[str],
 
 def randomization_metrics(model: keras.Model, layers: Sequence[str],
                           explainers: dict[str, Explain], images, seed: int = 0,
-                          metrics: Sequence[str] | dict[str, str | Callable] = tuple(METRICS)
-                          ) -> dict[str, Scores]:
+                          metrics: Sequence[str] | dict[str, str | Callable] = tuple(METRICS),
+                          per_image: bool = False) -> dict[str, Scores]:
     """:func:`randomization_scores` for several metrics at once, explaining each step once.
 
     Returns ``{metric name: {method: [(layer, score), ...]}}``; ``metrics`` lists names of
-    :data:`METRICS` or maps names of your choice to a name or a function. Each explainer gets a
-    cascade (a fresh copy) of its own.
+    :data:`METRICS` or maps names of your choice to a name or a function. ``per_image``: the
+    scores of every image instead of their mean (for :func:`helpers.core.sanity.cascade_summary`).
+    Each explainer gets a cascade (a fresh copy) of its own.
     """
     _check_layers(model, layers)
     return sanity.score_cascades(
         lambda explain: cascading_randomization(model, layers, explain, images, seed),
-        explainers, metrics, METRICS)
+        explainers, metrics, METRICS, per_image)
 
 
 def _check_layers(model: keras.Model, layers: Sequence[str]) -> None:

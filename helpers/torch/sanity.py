@@ -66,17 +66,18 @@ def randomization_scores(model: nn.Module, layers: Sequence[str],
 
 def randomization_metrics(model: nn.Module, layers: Sequence[str],
                           explainers: dict[str, Callable], x: Tensor, seed: int = 0,
-                          metrics: Sequence[str] | dict[str, str | Callable] = tuple(METRICS)
-                          ) -> dict[str, Scores]:
+                          metrics: Sequence[str] | dict[str, str | Callable] = tuple(METRICS),
+                          per_image: bool = False) -> dict[str, Scores]:
     """:func:`randomization_scores` for several metrics at once, explaining each step once.
 
     Returns ``{metric name: {method: [(layer, score), ...]}}``; ``metrics`` lists names of
-    :data:`METRICS` or maps names of your choice to a name or a function.
+    :data:`METRICS` or maps names of your choice to a name or a function. ``per_image``: the
+    scores of every image instead of their mean (for :func:`helpers.core.sanity.cascade_summary`).
     """
     _check_layers(model, layers)
     return sanity.score_cascades(
         lambda explain: cascading_randomization(model, layers, explain, x, seed),
-        explainers, metrics, METRICS)
+        explainers, metrics, METRICS, per_image)
 
 
 def _find(model: nn.Module, name: str) -> nn.Module:

@@ -36,7 +36,8 @@ def integrated_gradients(model: nn.Module, x: Tensor, target: Target = None,
     ``normalization``, else ``model.normalization``, else raw pixels): None or ``"black"`` =
     black image (pixel 0, which is not 0 in a normalized space), ``"gray"``, ``"blur"``,
     ``"mean"``, ``"noise"`` (drawn with ``seed``) or a tensor broadcastable to ``x``. The
-    N x steps interpolated images are processed in chunks of ``batch_size`` (default 64). With
+    N x steps interpolated images are processed in chunks of ``batch_size`` (default 64).
+    ``method``: a rule of :data:`helpers.core.attribution.QUADRATURES`. With
     ``return_gap=True`` also returns ``gap[n] = sum(attr[n]) - (f_t(x_n) - f_t(x'_n))``
     (completeness check).
     """

@@ -1,8 +1,8 @@
 """Run profiles: ``full`` on a CUDA GPU, ``fast`` elsewhere (CPU, CI).
 
 A profile only sets sizes (subset sizes, epochs, the ResNet-18's width, IG steps, occlusion
-stride, images shown); every notebook runs the same code in both. ``XAI_PROFILE=fast|full``
-overrides the automatic choice.
+stride, images shown, images behind each compared number); every notebook runs the same code
+in both. ``XAI_PROFILE=fast|full`` overrides the automatic choice.
 Lesson: ``00_entorno_y_datos.ipynb``.
 """
 
@@ -33,7 +33,8 @@ class Profile:
     explain_batch_size: int  # images per forward in occlusion / IG chunks
     ig_steps: int
     occlusion_stride: int
-    n_show: int
+    n_show: int  # images in example figures
+    compare_images: int | None  # images behind every compared number (None: all eligible)
     # Flowers102 (Keras track)
     flowers_train_size: int | None
     flowers_val_size: int | None
@@ -53,7 +54,7 @@ FAST = Profile(
     cifar_train_size=None, cifar_test_size=1000, cifar_width=16, cifar_epochs=4,
     cifar_batch_size=256, shortcut_train_size=15000, shortcut_epochs=3,
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
-    flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,
+    compare_images=32, flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,
     flowers_epochs=12, flowers_finetune_epochs=5, flowers_batch_size=32,
 )
 FULL = Profile(
@@ -61,7 +62,7 @@ FULL = Profile(
     cifar_train_size=None, cifar_test_size=None, cifar_width=64, cifar_epochs=30,
     cifar_batch_size=256, shortcut_train_size=None, shortcut_epochs=30,
     explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
-    flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
+    compare_images=None, flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
     flowers_epochs=30, flowers_finetune_epochs=10, flowers_batch_size=64,
 )
 PROFILES = {p.name: p for p in (FAST, FULL)}

@@ -130,17 +130,22 @@ def test_model_choice_accepts_any_variant_tied_on_validation():
     assert not training.check_model_choice("e", "mixup", val, test)
 
 
-def test_most_insensitive_check_uses_the_last_step_and_accepts_ties(capsys):
-    scores = {"Saliency": [("fc", 0.9), ("layer4", 0.2)],
-              "Grad-CAM": [("fc", 0.5), ("layer4", 0.4)],
-              "IG": [("fc", 0.3), ("layer4", 0.4)]}
-    assert training.check_most_insensitive("e", "Grad-CAM", scores)
-    assert training.check_most_insensitive("e", "IG", scores)
-    assert not training.check_most_insensitive("e", "Saliency", scores)
-    assert not training.check_most_insensitive("e", "LIME", scores)
-    assert not training.check_most_insensitive("e", None, scores)
+def test_cascade_auc_check_accepts_equivalent_forms_and_names_mistakes(capsys):
+    import torch
+
+    def auc(rows):
+        curve = np.vstack([np.ones_like(rows[0][1])] + [v for _, v in rows])
+        return ((curve[1:] + curve[:-1]) / 2).mean(0)
+
+    assert explain.check_cascade_auc("e", auc)
+    assert explain.check_cascade_auc("e", lambda rows: torch.tensor(auc(rows)).tolist())
+    assert explain.check_cascade_auc("e", lambda rows: np.trapezoid(
+        np.vstack([np.ones(6)] + [v for _, v in rows]), dx=1 / len(rows), axis=0))
+    assert not explain.check_cascade_auc("e", lambda rows: np.vstack(
+        [np.ones(6)] + [v for _, v in rows]).mean(0))
+    assert not explain.check_cascade_auc("e", lambda rows: auc(rows) * len(rows))
     out = capsys.readouterr().out
-    assert "PRIMERA capa" in out and "no es uno de los métodos" in out
+    assert "media de las similitudes" in out and "no está normalizada" in out
 
 
 def test_channels_last_grad_cam_check_names_the_mistake(capsys):

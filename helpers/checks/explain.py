@@ -280,3 +280,30 @@ def check_best_method(exercise: str, answer: Any, scores: dict[str, float],
                   f"({float(scores[answer]):.2f}{tie}).", f"{answer!r} tiene {what} "
                   f"{float(scores[answer]):.2f}, pero la más alta es {best:.2f}.",
                   "busca el máximo del diccionario, p. ej. max(d, key=d.get).")
+
+
+def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
+    """``func(rows)`` with rows ``[(layer, similarity [N]), ...]`` must give each image's
+    cascade AUC (:func:`helpers.core.sanity.cascade_auc`), checked on unseen random cascades."""
+    from helpers.core.sanity import cascade_auc
+
+    rng = np.random.default_rng(11)
+    rows = [(f"capa{k}", rng.uniform(-0.2, 1.0, 6)) for k in range(5)]
+    ok, got = call(exercise, func, [(name, v.copy()) for name, v in rows])
+    if not ok:
+        return Verdict(False)
+    if hasattr(got, "detach"):
+        got = got.detach().cpu().numpy()
+    steps = np.stack([v for _, v in rows])
+    with_one = np.vstack([np.ones(6), steps])
+    mistakes = {
+        "falta el punto de partida (el mapa original, similitud 1) al principio de la curva.":
+            ((steps[1:] + steps[:-1]) / 2).mean(0),
+        "es la media de las similitudes, no el área por trapecios (los extremos cuentan la "
+        "mitad).": with_one.mean(0),
+        "el área no está normalizada: divide por el número de intervalos (el eje x va de 0 a 1).":
+            ((with_one[1:] + with_one[:-1]) / 2).sum(0),
+    }
+    return diagnose(exercise, got, cascade_auc(rows), mistakes,
+                    "antepón una fila de unos, promedia cada par de pasos consecutivos y "
+                    "haz la media de esos trapecios por imagen.")

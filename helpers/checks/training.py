@@ -55,31 +55,6 @@ def check_model_choice(exercise: str, answer: Any, val_accuracy: dict[str, float
                   "compara las exactitudes en validación de todas las variantes.")
 
 
-def check_most_insensitive(exercise: str, answer: Any,
-                           scores: dict[str, list[tuple[str, float]]]) -> Verdict:
-    """``answer`` must be a method whose map stays most similar after the whole cascade.
-
-    ``scores``: ``{method: [(layer, similarity), ...]}`` of a randomization check; the last pair
-    of each list is the fully randomized model. Ties: any of the top methods is right.
-    """
-    if answer is None or answer is Ellipsis:
-        return report(exercise, False, "", "todavía no hay respuesta.")
-    final = {method: float(pairs[-1][1]) for method, pairs in scores.items()}
-    if not isinstance(answer, str) or answer not in final:
-        return report(exercise, False, "", f"{answer!r} no es uno de los métodos: "
-                      f"{', '.join(map(repr, final))}.")
-    first = {method: float(pairs[0][1]) for method, pairs in scores.items()}
-    hint = "mira el último valor de cada lista (el extremo derecho de la figura)."
-    if _is_top(final, answer):
-        return report(exercise, True, f"correcto: {answer!r} conserva la mayor similitud "
-                      f"({final[answer]:.2f}) con el modelo ya aleatorizado.", "")
-    if _is_top(first, answer):
-        return report(exercise, False, "", f"{answer!r} es el más parecido tras aleatorizar la "
-                      "PRIMERA capa, no todas.", hint)
-    return report(exercise, False, "", f"{answer!r} no es el que conserva la mayor similitud "
-                  "al final de la cascada.", hint)
-
-
 def _is_top(values: dict[str, float], key: str) -> bool:
     """Whether ``values[key]`` is the maximum (within float rounding; NaN never is)."""
     finite = [v for v in values.values() if np.isfinite(v)]

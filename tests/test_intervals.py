@@ -32,6 +32,14 @@ def test_bootstrap_interval_of_a_mean_matches_the_normal_one_for_many_items():
     assert est.high - est.low == pytest.approx(2 * half, rel=0.1)
 
 
+def test_bootstrap_median_ignores_one_extreme_item():
+    # resampled medians: P(<= 2) = P(Bin(5, 0.4) >= 3) = 0.317 = P(>= 4), so the 50 % interval
+    # is [2, 4] whatever the extreme value
+    est = iv.bootstrap_median([1.0, 2.0, 3.0, 4.0, 1000.0], level=0.5, n_boot=20000)
+    assert (est.value, est.low, est.high) == (3.0, 2.0, 4.0)
+    assert iv.bootstrap_mean([1.0, 2.0, 3.0, 4.0, 1000.0]).value == 202.0
+
+
 def test_bootstrap_columns_share_resamples_and_are_deterministic():
     x = np.random.default_rng(0).normal(size=(30, 3))
     cols = iv.bootstrap_mean(x, seed=5)

@@ -10,7 +10,8 @@ it, and otherwise it does **not** differ from it (:func:`verdict`). :func:`compa
 that into the Spanish sentence the notebooks print, so no lesson reads a difference inside its
 interval as a result.
 
-* :func:`bootstrap_mean`: percentile bootstrap interval of a mean (per column for [N, K]);
+* :func:`bootstrap_mean` / :func:`bootstrap_median`: percentile bootstrap interval of a mean or
+  a median (per column for [N, K]);
 * :func:`bootstrap_paired_difference`: the same for the mean of paired differences ``a - b``;
 * :func:`paired_accuracy_difference`: accuracy of A minus B on the same images, with its paired
   standard error and normal interval;
@@ -76,15 +77,25 @@ def bootstrap_mean(values, level: float = LEVEL, n_boot: int = N_BOOT,
     For ``values`` [N, K] (K columns measured on the same N items) the same resamples are used
     for every column and a list of K estimates is returned. Deterministic for a given ``seed``.
     """
+    return _bootstrap(values, np.mean, level, n_boot, seed)
+
+
+def bootstrap_median(values, level: float = LEVEL, n_boot: int = N_BOOT,
+                     seed: int = 0) -> Estimate | list[Estimate]:
+    """:func:`bootstrap_mean` for the median (robust to a few extreme items)."""
+    return _bootstrap(values, np.median, level, n_boot, seed)
+
+
+def _bootstrap(values, statistic, level: float, n_boot: int, seed: int):
     _check_level(level)
     v = _finite_samples(values, "values")
     cols = v if v.ndim == 2 else v[:, None]
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(cols), size=(n_boot, len(cols)))
-    means = cols[idx].mean(axis=1)  # [n_boot, K]
+    stats = statistic(cols[idx], axis=1)  # [n_boot, K]
     tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail], axis=0)
-    centre = cols.mean(axis=0)
+    low, high = np.quantile(stats, [tail, 1 - tail], axis=0)
+    centre = statistic(cols, axis=0)
     out = [Estimate(float(c), float(min(lo, c)), float(max(hi, c)), len(cols), level)
            for c, lo, hi in zip(centre, low, high, strict=True)]
     return out if v.ndim == 2 else out[0]

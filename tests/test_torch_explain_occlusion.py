@@ -116,6 +116,18 @@ def test_matches_captum_with_softmax_forward(resnet, fill):
     torch.testing.assert_close(ours, theirs[:, 0], rtol=1e-4, atol=1e-6)
 
 
+def test_logit_score_matches_captum_on_the_plain_forward(resnet):
+    x, target = random_images(2, size=16), torch.tensor([3, 6])
+    ours = te.occlusion(resnet, x, target, patch=4, stride=2, score="logit")
+    theirs = Occlusion(resnet).attribute(
+        x, target=target, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2),
+        baselines=CIFAR10.constant(x, 0.5), perturbations_per_eval=16)
+    torch.testing.assert_close(ours, theirs[:, 0], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(ours, te.occlusion(resnet, x, target, patch=4, stride=2))
+    with pytest.raises(ValueError, match="score must be one of"):
+        te.occlusion(resnet, x, target, patch=4, stride=2, score="softmax")
+
+
 def test_chunk_size_does_not_change_the_map(resnet):
     x = random_images(2, size=16)
     ref = te.occlusion(resnet, x, patch=8, stride=4)

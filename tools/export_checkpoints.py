@@ -30,10 +30,11 @@ def export(meta: dict, name: str, out: Path) -> dict:
     metadata = weights.parent / f"{weights.name.split('.')[0]}.json"
     for path in (weights, metadata):
         shutil.copy2(path, out / path.name)
-    return {"model": name, "profile": meta["profile"], "weights": weights.name,
-            "metadata": metadata.name, "sha256": meta["sha256"],
-            "val_accuracy": meta["val_accuracy"], "test_accuracy": meta.get("test_accuracy"),
-            "package_version": meta["package_version"], "key": meta["key"]}
+    saved = json.loads(metadata.read_text())  # what was written (a fresh run's meta lacks some)
+    return {"model": name, "profile": saved["profile"], "weights": weights.name,
+            "metadata": metadata.name, "sha256": saved["sha256"],
+            "val_accuracy": saved["val_accuracy"], "test_accuracy": saved.get("test_accuracy"),
+            "package_version": saved["package_version"], "key": saved["key"]}
 
 
 def main() -> None:

@@ -30,10 +30,12 @@ DEFAULT_BATCH_SIZE = 32  # occluded images per forward (bench/bench_explainers.p
 
 def occlusion(model: nn.Module, x: Tensor, target: Target = None, patch: int | tuple[int, int] = 4,
               stride: int | tuple[int, int] = 2, fill: Fill = None, batch_size: int | None = None,
-              normalization: Normalization | None = None) -> Tensor:
-    """Occlusion map [N,H,W]: mean over the windows covering a pixel of ``p_t(x) - p_t(x_w)``.
+              normalization: Normalization | None = None, score: str = "probability") -> Tensor:
+    """Occlusion map [N,H,W]: mean over the windows covering a pixel of ``s_t(x) - s_t(x_w)``.
 
-    ``p`` is the softmax of the logits and ``x_w`` is ``x`` with window ``w`` filled (all
+    ``s`` is the softmax probability (``score="probability"``, default) or the logit
+    (``score="logit"``, Captum's default on a model that returns logits: it does not saturate
+    when the model is very sure, lesson 02); ``x_w`` is ``x`` with window ``w`` filled (all
     channels). ``fill``: None = mid-gray pixel 0.5 mapped into the model's input space (0 in a
     normalized space is the dataset's mean colour, not black, and a black patch adds strong
     edges of its own); a float = that gray level in [0, 1]; ``"mean"`` = each image's mean
@@ -41,11 +43,14 @@ def occlusion(model: nn.Module, x: Tensor, target: Target = None, patch: int | t
     ``normalization``, else ``model.normalization``, else raw pixels. The N x windows occluded
     images run under ``torch.inference_mode()`` in chunks of ``batch_size`` (default 32).
     """
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {sorted(SCORES)}, got {score!r}")
+    to_score = SCORES[score]
     with explaining(model, x, normalization) as ctx, torch.inference_mode():
         x = ctx.x
         logits = logits_of(model, x)
         t = resolve_target(target, logits)
-        p_clean = pick(logits.softmax(dim=1), t)
+        p_clean = pick(to_score(logits), t)
         masks = window_masks(x.shape[2:], patch, stride, x.device)
         filled = resolve_fill(fill, x, ctx.normalization)
         drops = torch.empty(x.shape[0] * masks.shape[0], dtype=p_clean.dtype, device=x.device)
@@ -53,10 +58,13 @@ def occlusion(model: nn.Module, x: Tensor, target: Target = None, patch: int | t
                           x.device):
             img, win = idx // masks.shape[0], idx % masks.shape[0]
             occluded = torch.where(masks[win, None], filled[img], x[img])
-            drops[idx] = p_clean[img] - pick(logits_of(model, occluded).softmax(dim=1), t[img])
+            drops[idx] = p_clean[img] - pick(to_score(logits_of(model, occluded)), t[img])
         flat = masks.flatten(1).to(drops.dtype)  # [windows, H*W]
         heat = drops.view(x.shape[0], -1) @ flat / flat.sum(dim=0)
         return to_output(heat.view(x.shape[0], *x.shape[2:]))
+
+
+SCORES = {"probability": lambda logits: logits.softmax(dim=1), "logit": lambda logits: logits}
 
 
 def window_starts(size: int, patch: int, stride: int) -> list[int]:

@@ -136,3 +136,18 @@ def test_gaussian_taps_and_blur():
         with pytest.raises(ValueError, match="sigma"):
             gaussian_taps(bad, 8)
 
+
+
+def test_edge_map_is_high_on_a_step_and_zero_on_flat_regions():
+    from helpers.core.filters import edge_map
+
+    img = np.zeros((1, 8, 8, 3))
+    img[:, :, 4:] = 90.0  # vertical step between columns 3 and 4
+    edges = edge_map(img)
+    assert edges.shape == (1, 8, 8)
+    # Sobel across the step: (1 + 2 + 1) * 90 on both sides of it, 0 two columns away
+    np.testing.assert_allclose(edges[0, :, [3, 4]], 360.0)
+    np.testing.assert_allclose(edges[0, :, [0, 1, 6, 7]], 0.0)
+    np.testing.assert_allclose(edge_map(np.moveaxis(img, 3, 1), channels_last=False), edges)
+    with pytest.raises(ValueError, match="batch of images"):
+        edge_map(img[0])

@@ -52,3 +52,21 @@ def gaussian_blur(images, sigma: float | None = None, channels_last: bool = True
         taps = gaussian_taps(sigma, arr.shape[axis]).astype(arr.dtype)
         out = correlate1d(out, taps, axis=axis, mode="mirror")
     return out
+
+
+def edge_map(images, channels_last: bool = True) -> np.ndarray:
+    """Sobel gradient magnitude [N, H, W] of each image's channel mean: a map that looks only at
+    the image (contrast, edges), never at a model. Lesson: ``08_atajos_y_explicaciones.ipynb``.
+    """
+    arr = np.asarray(images, dtype=np.float64)
+    if arr.ndim != 4:
+        raise ValueError(f"expected a batch of images [N,H,W,C] or [N,C,H,W], got {arr.shape}")
+    gray = arr.mean(axis=3 if channels_last else 1)
+    diff, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
+
+    def sobel(along: int, across: int) -> np.ndarray:  # per image: never mixes the batch axis
+        out = correlate1d(gray, diff, axis=along, mode="mirror")
+        return correlate1d(out, smooth, axis=across, mode="mirror")
+
+    return np.hypot(sobel(1, 2), sobel(2, 1))
+

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from helpers.core.maps import as_heatmaps
+from helpers.core.spanish import pct
 
 
 def to_display(image) -> np.ndarray:
@@ -269,7 +270,7 @@ def per_class_figure(values: Sequence[float], labels: Sequence[str], title: str,
     left.set(xlabel=xlabel, ylabel="número de clases", title="Distribución")
     right.barh(np.arange(len(order)), values[order], color="tab:red")
     for row, v in enumerate(values[order]):
-        right.text(v + 0.01, row, f"{v:.0%}", va="center", fontsize=8)
+        right.text(v + 0.01, row, pct(v, 0), va="center", fontsize=8)
     right.set_yticks(range(len(order)), [labels[i] for i in order], fontsize=8)
     right.invert_yaxis()
     right.set(xlabel=xlabel, xlim=(0, 1), title=f"Las {len(order)} peores clases")

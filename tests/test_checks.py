@@ -269,17 +269,37 @@ def test_keras_augment_checks():
                                                                        (1 - lam) * ya + lam * yb))
 
 
-def test_best_method_accepts_ties_and_restricts_to_candidates(capsys):
-    scores = {"a": 0.5, "b": 0.9, "c": 0.9, "ref": 1.0}
-    assert explain.check_best_method("e", "b", scores, ["a", "b", "c"])
-    assert explain.check_best_method("e", "c", scores, ["a", "b", "c"])
-    assert not explain.check_best_method("e", "ref", scores, ["a", "b", "c"])
-    assert not explain.check_best_method("e", "a", scores, ["a", "b", "c"])
-    assert explain.check_best_method("e", "ref", scores)
-
-
 def test_mass_inside_function_check_names_the_mistake(capsys):
     assert explain.check_mass_inside_function(
         "e", lambda m, k: float(np.abs(m)[k].sum() / np.abs(m).sum()))
     assert not explain.check_mass_inside_function("e", lambda m, k: float(m[k].sum() / m.sum()))
     assert "falta el valor absoluto" in capsys.readouterr().out
+
+
+def test_paired_bootstrap_check_accepts_any_generator_and_names_mistakes(capsys):
+    import torch
+
+    from helpers.core.intervals import bootstrap_mean
+
+    def mine(a, b, seed=5):
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, len(a), (4000, len(a)))
+        means = (a - b)[idx].mean(1)
+        return (a - b).mean(), *np.percentile(means, [2.5, 97.5])
+
+    assert training.check_paired_bootstrap("e", mine)
+    assert training.check_paired_bootstrap("e", lambda a, b: bootstrap_mean(a - b, seed=9))
+    assert training.check_paired_bootstrap("e", lambda a, b: [torch.tensor(v) for v in mine(a, b)])
+
+    def unpaired(a, b):
+        rng = np.random.default_rng(0)
+        ia, ib = rng.integers(0, len(a), (2, 4000, len(a)))
+        means = a[ia].mean(1) - b[ib].mean(1)
+        return (a - b).mean(), *np.percentile(means, [2.5, 97.5])
+
+    assert not training.check_paired_bootstrap("e", unpaired)
+    assert not training.check_paired_bootstrap(
+        "e", lambda a, b: ((a - b).mean(), *np.percentile(a - b, [2.5, 97.5])))
+    assert not training.check_paired_bootstrap("e", lambda a, b: (a - b).mean())
+    out = capsys.readouterr().out
+    assert "por separado" in out and "de su MEDIA" in out and "tres números" in out

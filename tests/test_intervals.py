@@ -137,6 +137,8 @@ def test_spanish_numbers():
     assert pct(0.749) == "74,9 %" and pct(-0.035, 1, signed=True) == "-3,5 %"
     assert num(float("nan")) == "n/d"
     assert interval(iv.Estimate(0.5, 0.25, 0.75, 4)) == "0,50 [0,25; 0,75]"
+    assert interval(iv.Estimate(0.035, 0.012, 0.058, 4), 1, signed=True,
+                    points=True) == "+3,5 [1,2; 5,8] puntos"
 
 
 def test_time_repeated_discards_the_warmup_and_takes_the_median():

@@ -261,27 +261,6 @@ def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
                     "masa dentro = |mapa|[mascara].sum() / |mapa|.sum().")
 
 
-def check_best_method(exercise: str, answer: Any, scores: dict[str, float],
-                      candidates=None, what: str = "la puntuación") -> Verdict:
-    """``answer`` must be, among ``candidates`` (default: all keys of ``scores``), one with the
-    highest score (any of them on a tie)."""
-    if answer is None or answer is Ellipsis:
-        return report(exercise, False, "", "todavía no hay respuesta.")
-    names = list(scores if candidates is None else candidates)
-    if not isinstance(answer, str) or answer not in names:
-        return report(exercise, False, "", f"{answer!r} no es uno de los métodos: "
-                      f"{', '.join(map(repr, names))}.")
-    best = max(float(scores[n]) for n in names if np.isfinite(scores[n]))
-    ok = bool(np.isclose(float(scores[answer]), best, rtol=0, atol=1e-12))
-    tied = [n for n in names
-            if n != answer and np.isclose(float(scores[n]), best, rtol=0, atol=1e-12)]
-    tie = f"; empata con {', '.join(map(repr, tied))}: cualquiera vale" if tied else ""
-    return report(exercise, ok, f"correcto: {answer!r} tiene {what} más alta "
-                  f"({float(scores[answer]):.2f}{tie}).", f"{answer!r} tiene {what} "
-                  f"{float(scores[answer]):.2f}, pero la más alta es {best:.2f}.",
-                  "busca el máximo del diccionario, p. ej. max(d, key=d.get).")
-
-
 def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
     """``func(rows)`` with rows ``[(layer, similarity [N]), ...]`` must give each image's
     cascade AUC (:func:`helpers.core.sanity.cascade_auc`), checked on unseen random cascades."""

@@ -131,3 +131,52 @@ def check_standard_error(exercise: str, answer: Any, correct: np.ndarray) -> Ver
     return check_value(exercise, answer, float(np.sqrt(p * (1 - p) / len(correct))),
                        "p es una fracción (no un porcentaje) y n el número de imágenes de "
                        "prueba.", rtol=1e-4)
+
+
+def check_paired_bootstrap(exercise: str, func: Callable) -> Verdict:
+    """``func(a, b)`` must give ``(mean of a - b, low, high)``: the 95 % percentile bootstrap
+    interval resampling the *pairs*. Checked on unseen paired data; any random generator is
+    accepted (the ends must fall within the Monte Carlo error of the reference)."""
+    from helpers.core.intervals import bootstrap_mean
+
+    rng = np.random.default_rng(23)
+    base = rng.normal(0.0, 1.0, 60)  # large spread shared by a and b: pairing matters
+    a, b = base + rng.normal(0.15, 0.1, 60), base
+    ok, got = call(exercise, func, a.copy(), b.copy())
+    if not ok:
+        return Verdict(False)
+    values = _three_numbers(got)
+    if values is None:
+        return report(exercise, False, "", f"se esperaba (media, extremo inferior, extremo "
+                      f"superior), tres números; la función devolvió {got!r}.")
+    ref = bootstrap_mean(a - b, n_boot=20000)
+    mean, low, high = values
+    width = ref.high - ref.low
+    hint = ("remuestrea los ÍNDICES de las imágenes (los mismos para a y b), calcula la media de "
+            "a - b en cada remuestreo y toma los percentiles 2,5 y 97,5 de esas medias.")
+    if not np.isclose(mean, ref.value, rtol=1e-6, atol=1e-9):
+        return report(exercise, False, "", "el primer número debe ser la media de a - b.", hint)
+    if low > high:
+        return report(exercise, False, "", "el extremo inferior es mayor que el superior.", hint)
+    if abs(low - ref.low) <= 0.15 * width and abs(high - ref.high) <= 0.15 * width:
+        return report(exercise, True, "correcto: intervalo pareado del 95 % por bootstrap.", "")
+    spread = np.percentile(a - b, [2.5, 97.5])
+    if np.allclose([low, high], spread, rtol=0.05):
+        return report(exercise, False, "", "ese es el intervalo de las diferencias de cada imagen, "
+                      "no el de su MEDIA: hay que remuestrear y promediar.", hint)
+    if high - low > 3 * width:
+        return report(exercise, False, "", "el intervalo es demasiado ancho: ¿remuestreaste a y b "
+                      "por separado? Así se pierde el emparejamiento (mismas imágenes).", hint)
+    return report(exercise, False, "", "los extremos no coinciden con un intervalo del 95 % "
+                  "(percentiles 2,5 y 97,5 de las medias remuestreadas).", hint)
+
+
+def _three_numbers(value: Any) -> tuple[float, float, float] | None:
+    """``(value, low, high)`` from a sequence of three numbers or an object with those fields."""
+    if all(hasattr(value, f) for f in ("value", "low", "high")):
+        value = (value.value, value.low, value.high)
+    try:
+        out = [float(v.item() if hasattr(v, "item") else v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return tuple(out) if len(out) == 3 and all(np.isfinite(out)) else None

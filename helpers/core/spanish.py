@@ -31,8 +31,18 @@ def pct(x: float, digits: int = 1, signed: bool = False) -> str:
     return f"{num(100 * float(x), digits, signed)} %"
 
 
-def interval(estimate, digits: int = 2, percent: bool = False, signed: bool = False) -> str:
-    """``"value [low; high]"`` of an :class:`~helpers.core.intervals.Estimate`."""
-    f = pct if percent else num
-    return (f"{f(estimate.value, digits, signed)} "
+def _points(x: float, digits: int = 1, signed: bool = False) -> str:
+    return num(100 * float(x), digits, signed)
+
+
+def interval(estimate, digits: int = 2, percent: bool = False, signed: bool = False,
+             points: bool = False) -> str:
+    """``"value [low; high]"`` of an :class:`~helpers.core.intervals.Estimate`.
+
+    ``percent``: fractions as "74,9 %"; ``points``: a difference of two fractions in percentage
+    points, ``"+3,5 [1,2; 5,8] puntos"``.
+    """
+    f = _points if points else pct if percent else num
+    text = (f"{f(estimate.value, digits, signed)} "
             f"[{f(estimate.low, digits)}; {f(estimate.high, digits)}]")
+    return text + " puntos" if points else text

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from helpers import checkpoints
 from helpers.core.shortcut import Shortcut, plant_training_cue
+from helpers.core.spanish import num, pct
 from helpers.core.stats import accuracy
 from helpers.core.training import TrainResult
 from helpers.data.cifar10 import CifarImages
@@ -142,8 +143,8 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
             schedule.step()
             losses.append(loss.item())
         val_acc = accuracy(*predict(model, val_set, device))
-        print(f"época {epoch + 1}/{config.epochs}: pérdida {np.mean(losses):.3f}, "
-              f"exactitud en validación {val_acc:.1%}")
+        print(f"época {epoch + 1}/{config.epochs}: pérdida {num(np.mean(losses), 3)}, "
+              f"exactitud en validación {pct(val_acc)}")
         if not history["val_accuracy"] or val_acc > max(history["val_accuracy"]):
             best_state = copy.deepcopy(model.state_dict())
         history["loss"].append(float(np.mean(losses)))
@@ -242,7 +243,7 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
         if found is not None:
             model, meta = found
             say(f"Modelo entrenado cargado de {meta['checkpoint']} (perfil {meta['profile']}, "
-                f"exactitud en prueba {meta['test_accuracy']:.1%} con {meta['n_test']} imágenes).")
+                f"exactitud en prueba {pct(meta['test_accuracy'])} con {meta['n_test']} imágenes).")
             return model.to(device, memory_format=torch.channels_last).eval(), meta
     problem = checkpoints.cache_problem()
     if problem:

@@ -122,12 +122,38 @@ def test_images_come_back_in_the_requested_order(data):
     np.testing.assert_array_equal(got, np.stack([resized[5], resized[1], resized[5]]))
 
 
-@pytest.mark.parametrize("variant", ["baseline", "mixup", "finetune"])
+def test_equal_budgets_and_seeds_per_variant():
+    long, fine = kt.config_for(prof.FAST, "baseline_long"), kt.config_for(prof.FAST, "finetune")
+    assert long.epochs == fine.epochs + fine.fine_tune_epochs  # the fine-tuning's total budget
+    assert kt.config_for(prof.FAST, "augment_finetune").epochs == fine.epochs
+    assert kt.seeds_for(prof.FAST, "baseline") == kt.seeds_for(prof.FAST, "baseline_long") == [
+        0, 1, 2]
+    assert kt.seeds_for(prof.FAST, "cutmix") == kt.seeds_for(prof.FAST, "finetune") == [0, 1]
+    assert all(len(kt.seeds_for(prof.FULL, v)) >= 3 for v in kt.VARIANTS)
+    assert kt.checkpoint_stem(prof.FAST, "mixup") == "flowers_fast_mixup"
+    assert kt.checkpoint_stem(prof.FAST, "mixup", seed=1) == "flowers_fast_mixup_s1"
+
+
+def test_seeds_give_different_reproducible_runs(data, random_backbone, tmp_path, monkeypatch):
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    images = next(iter(data.pipeline("test")))[0]
+    _, meta0 = kt.load_or_train("mixup", data, verbose=0)
+    model1, meta1 = kt.load_or_train("mixup", data, verbose=0, seed=1)
+    assert meta1["key"]["seed"] == 1 and meta0["sha256"] != meta1["sha256"]
+    again, meta1b = kt.load_or_train("mixup", data, verbose=0, seed=1, force=True)
+    assert meta1b["history"]["loss"] == pytest.approx(meta1["history"]["loss"], rel=1e-5)
+    np.testing.assert_allclose(np.asarray(again(images)), np.asarray(model1(images)), rtol=1e-4,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "mixup", "finetune", "augment_finetune",
+                                     "baseline_long"])
 def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_path,
                                           monkeypatch):
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
     model, meta = kt.load_or_train(variant, data, verbose=0)
-    epochs = TINY.flowers_epochs + (TINY.flowers_finetune_epochs if variant == "finetune" else 0)
+    two_stages = variant in ("finetune", "augment_finetune", "baseline_long")
+    epochs = TINY.flowers_epochs + (TINY.flowers_finetune_epochs if two_stages else 0)
     assert not meta["from_cache"] and meta["epochs_run"] == epochs
     stem = kt.checkpoint_stem(TINY, variant)
     saved = json.loads((tmp_path / "checkpoints" / f"{stem}.json").read_text())
@@ -143,7 +169,8 @@ def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_pa
                               splits=fake_splits())
     said = []
     _, other = kt.load_or_train(variant, longer, verbose=0, say=said.append)
-    assert not other["from_cache"] and other["key"]["epochs"] == 1  # another config: retrained
+    assert not other["from_cache"]  # another config: retrained
+    assert other["key"]["epochs"] == meta["key"]["epochs"] - 1
     assert "difiere en: epochs" in said[0]
 
 

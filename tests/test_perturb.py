@@ -104,14 +104,16 @@ def test_robustness_equals_a_direct_computation_with_shared_backbones():
     assert [r["perturbation"] for r in rows[:3]] == ["none"] * 3 and rows[0]["n"] == 10
     for name, severity in perturb.conditions(chosen):
         for model_name, model in named.items():
-            right = 0
+            hits = []
             for b, start in enumerate(range(0, 10, 4)):
                 xb = x[start:start + 4]
                 if name != "none":
                     xb = chosen[name].apply(xb, severity, seed=tf.constant([7, b], tf.int64))
-                right += int((np.asarray(model(xb)).argmax(1) == y[start:start + 4]).sum())
+                hits += list(np.asarray(model(xb)).argmax(1) == y[start:start + 4])
             accuracy = perturb.accuracy_of(rows, model_name, name, severity)
-            assert accuracy == pytest.approx(right / 10)
+            assert accuracy == pytest.approx(np.mean(hits))
+            np.testing.assert_array_equal(perturb.correct_of(rows, model_name, name, severity),
+                                          hits)
     single = perturb.robustness(models[0], ds, chosen, seed=7, progress=False)
     assert [r["accuracy"] for r in single] == [r["accuracy"] for r in rows if r["model"] == "m0"]
 
@@ -139,6 +141,12 @@ def test_mean_drop_and_lookup():
     assert perturb.accuracy_of(rows, "m", "blur", 1.0) == 0.4
     with pytest.raises(KeyError):
         perturb.accuracy_of(rows, "m", "blur", 2.0)
+    rows = [{"model": "m", "perturbation": "blur", "severity": s, "correct": c}
+            for s, c in [(1.0, [1, 0, 1]), (2.0, [0, 0, 1])]]
+    np.testing.assert_array_equal(perturb.correct_of(rows, "m", "blur", 2.0), [False, False, True])
+    np.testing.assert_allclose(perturb.correct_of(rows, "m", "blur", None), [0.5, 0, 1])
+    with pytest.raises(KeyError):
+        perturb.correct_of(rows, "m", "noise", None)
 
 
 def test_robustness_rows_are_reused_only_for_the_same_key(dirs, monkeypatch):

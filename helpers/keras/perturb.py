@@ -155,8 +155,9 @@ def robustness(models: keras.Model | Mapping[str, keras.Model], ds: tf.data.Data
     :func:`helpers.keras.models.build_classifier` with the same frozen backbone (same
     :func:`~helpers.keras.models.backbone_fingerprint`) share one backbone pass: features once,
     then each model's head (identical logits, a fraction of the cost).
-    Returns rows ``{"model", "perturbation", "severity", "accuracy", "n"}``, clean rows
-    (``perturbation="none"``) first.
+    Returns rows ``{"model", "perturbation", "severity", "accuracy", "n", "correct"}``
+    (``correct``: 0/1 per image in ``ds`` order, for paired comparisons; :func:`correct_of`),
+    clean rows (``perturbation="none"``) first.
 
     ``cache_key``: what identifies the models and ``ds`` (e.g. each checkpoint's sha256 and the
     split's size); with it, the rows are saved in the cache and reused by a later call with the
@@ -185,7 +186,7 @@ def _results_path(cache_key: Mapping | None, names: list[str],
         return None
     from helpers.data.resolve import cache_root
 
-    ident = json.dumps({"key": cache_key, "models": names, "seed": seed, "version": 1,
+    ident = json.dumps({"key": cache_key, "models": names, "seed": seed, "version": 2,
                         "perturbations": {k: [p.apply.__name__, list(p.severities)]
                                           for k, p in perturbations.items()}},
                        sort_keys=True, default=str)
@@ -215,8 +216,7 @@ def _measure(models: Mapping[str, keras.Model], ds: tf.data.Dataset,
              perturbations: Mapping[str, Perturbation], seed: int, progress: bool) -> list[dict]:
     conds = conditions(perturbations)
     predict = _shared_predictor(dict(models))
-    right = np.zeros((len(conds), len(models)), np.int64)
-    total = 0
+    right: list[list[list[np.ndarray]]] = [[[] for _ in models] for _ in conds]
     batches = int(ds.cardinality()) if int(ds.cardinality()) > 0 else None
     for b, (images, labels) in enumerate(tqdm(ds, total=batches, desc="robustez",
                                               disable=not progress)):
@@ -226,11 +226,15 @@ def _measure(models: Mapping[str, keras.Model], ds: tf.data.Dataset,
             x = images if name == "none" else perturbations[name].apply(
                 images, severity, seed=tf.constant([seed, b], tf.int64))
             for m, logits in enumerate(predict(tf.cast(x, tf.float32))):
-                right[c, m] += int((np.asarray(logits).argmax(1) == labels).sum())
-        total += len(labels)
-    return [{"model": model, "perturbation": name, "severity": severity,
-             "accuracy": float(right[c, m] / total), "n": total}
-            for c, (name, severity) in enumerate(conds) for m, model in enumerate(models)]
+                right[c][m].append(np.asarray(logits).argmax(1) == labels)
+    rows = []
+    for c, (name, severity) in enumerate(conds):
+        for m, model in enumerate(models):
+            hits = np.concatenate(right[c][m]).astype(int)
+            rows.append({"model": model, "perturbation": name, "severity": severity,
+                         "accuracy": float(hits.mean()), "n": len(hits),
+                         "correct": hits.tolist()})
+    return rows
 
 
 def _shared_predictor(models: dict[str, keras.Model]) -> Callable[[tf.Tensor], list]:
@@ -274,10 +278,27 @@ def _share_key(model: keras.Model) -> str | None:
 def accuracy_of(rows: list[dict], model: str, perturbation: str = "none",
                 severity: float = 0.0) -> float:
     """The accuracy in ``rows`` of one model under one perturbation and severity."""
+    return _row(rows, model, perturbation, severity)["accuracy"]
+
+
+def correct_of(rows: list[dict], model: str, perturbation: str = "none",
+               severity: float | None = 0.0) -> np.ndarray:
+    """Per-image correctness (bool [n]) of one model under one condition; with
+    ``severity=None``, the mean over the perturbation's severities (float [n], in [0, 1])."""
+    if severity is None:
+        found = [np.asarray(r["correct"], bool) for r in rows
+                 if (r["model"], r["perturbation"]) == (model, perturbation)]
+        if not found:
+            raise KeyError(f"no row for {model!r}, {perturbation!r}")
+        return np.mean(found, axis=0)
+    return np.asarray(_row(rows, model, perturbation, severity)["correct"], bool)
+
+
+def _row(rows: list[dict], model: str, perturbation: str, severity: float) -> dict:
     for row in rows:
         if (row["model"], row["perturbation"]) == (model, perturbation) and \
                 math.isclose(row["severity"], severity):
-            return row["accuracy"]
+            return row
     raise KeyError(f"no row for {model!r}, {perturbation!r}, severity {severity}")
 
 

@@ -40,9 +40,14 @@ from helpers.keras import augment, pipeline
 from helpers.keras import models as keras_models
 from helpers.profile import Profile
 
-VARIANTS = ("baseline", "augment", "mixup", "cutmix", "finetune")
+VARIANTS = ("baseline", "augment", "mixup", "cutmix", "baseline_long", "finetune",
+            "augment_finetune")
 TITLES = {"baseline": "modelo base", "augment": "aumento (capas Keras)", "mixup": "Mixup",
-          "cutmix": "CutMix", "finetune": "ajuste fino"}  # display names (notebooks in Spanish)
+          "cutmix": "CutMix", "baseline_long": "modelo base, presupuesto largo",
+          "finetune": "ajuste fino", "augment_finetune": "aumento + ajuste fino"}  # for notebooks
+# Variants whose training runs on features computed once (cheap: more seeds in the fast profile)
+ON_FEATURES = ("baseline", "baseline_long")
+FINE_TUNED = ("finetune", "augment_finetune")
 BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
 CACHE_VERSION = 2  # bump when training code changes what a checkpoint means
 
@@ -85,11 +90,24 @@ class TrainConfig:
 
 
 def config_for(profile: Profile, variant: str, preprocessing: str = "own",
-               size: int = 224) -> TrainConfig:
-    """The training configuration of ``variant`` under ``profile`` (sizes from the profile)."""
-    return TrainConfig(variant, backbone_for(profile), profile.flowers_epochs,
-                       profile.flowers_batch_size, preprocessing, size=size,
+               size: int = 224, seed: int = 0) -> TrainConfig:
+    """The training configuration of ``variant`` under ``profile`` (sizes from the profile).
+
+    Equal budgets: ``baseline_long`` trains the head alone for as many epochs as the two stages
+    of the fine-tuned variants together (its control), the others for ``flowers_epochs``.
+    """
+    epochs = profile.flowers_epochs + (profile.flowers_finetune_epochs
+                                       if variant == "baseline_long" else 0)
+    return TrainConfig(variant, backbone_for(profile), epochs, profile.flowers_batch_size,
+                       preprocessing, size=size, seed=seed,
                        fine_tune_epochs=profile.flowers_finetune_epochs)
+
+
+def seeds_for(profile: Profile, variant: str) -> list[int]:
+    """Training seeds of ``variant``: more for the cheap variants trained on features."""
+    n = (profile.flowers_seeds_features if variant in ON_FEATURES
+         else profile.flowers_seeds_images)
+    return list(range(n))
 
 
 @dataclass
@@ -130,12 +148,15 @@ class FlowersSplits:
         self._labels: dict[str, np.ndarray] = {}
 
     def pipeline(self, split: str, training: bool = False, augment: Callable | None = None,
-                 mix: Callable | None = None) -> tf.data.Dataset:
-        """Batches of (float32 images in [0, 255], one-hot labels); see ``make_pipeline``."""
+                 mix: Callable | None = None, seed: int | None = None) -> tf.data.Dataset:
+        """Batches of (float32 images in [0, 255], one-hot labels); see ``make_pipeline``.
+
+        ``seed`` (default: the data seed) sets the shuffling and the mixes of a training run.
+        """
         return pipeline.make_pipeline(self.datasets[split], self.profile.flowers_batch_size,
                                      training=training, augment=augment, mix=mix,
-                                     one_hot=self.num_classes, size=self.size, seed=self.seed,
-                                     cache=True)
+                                     one_hot=self.num_classes, size=self.size,
+                                     seed=self.seed if seed is None else seed, cache=True)
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of a split, in pipeline order."""
@@ -247,8 +268,10 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
 
     ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those
     mixes on the plain images (each technique alone, so their effects can be compared);
-    ``finetune``: :func:`fine_tune`. The baseline's ``seconds`` include extracting its training
-    features.
+    ``baseline_long``: the baseline with the fine-tuning's total epochs; ``finetune`` and
+    ``augment_finetune``: the head on features, then :func:`fine_tune` on plain or augmented
+    images (the only difference between the two). ``seconds`` include extracting the training
+    features. ``config.seed`` sets the initialization, dropout, shuffling and augmentation.
     """
     keras.utils.set_random_seed(config.seed)
     model = build_for(config, data.num_classes)
@@ -256,17 +279,17 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
               "seed": config.seed, "verbose": verbose}
-    if config.variant in ("baseline", "finetune"):
+    if config.variant in ON_FEATURES + FINE_TUNED:
         train = data.features("train", model)
         result = train_classifier(model, train, val, **common)
         result.seconds += train.seconds
-        if config.variant == "finetune":
+        if config.variant in FINE_TUNED:
             result = fine_tune(model, config, data, result, verbose)
         return model, result
     mixes = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
              "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
     batches = data.pipeline(
-        "train", training=True, mix=mixes.get(config.variant),
+        "train", training=True, mix=mixes.get(config.variant), seed=config.seed,
         augment=augment.augmentation_block(seed=config.seed)
         if config.variant == "augment" else None)
     return model, train_classifier(model, batches, val, **common)
@@ -278,13 +301,17 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
 
     The top ``config.fine_tune_kernels`` convolutions of the backbone are unfrozen (BatchNorm
     stays in inference mode, :func:`helpers.keras.models.unfreeze_top`) and trained with the
-    head, at ``config.fine_tune_learning_rate``, on image batches, validated on images (the
-    backbone changes, so no cached features), with early stopping. The model keeps the best epoch
-    of both stages (the head's if fine-tuning never beats it); the history runs through both.
+    head, at ``config.fine_tune_learning_rate``, on image batches (augmented for
+    ``augment_finetune``), validated on images (the backbone changes, so no cached features),
+    with early stopping. The model keeps the best epoch of both stages (the head's if
+    fine-tuning never beats it); the history runs through both.
     """
     head_weights = {v.path: v.numpy() for v in model.weights}
     keras_models.unfreeze_top(model, config.fine_tune_kernels)
-    second = train_classifier(model, data.pipeline("train", training=True),
+    block = (augment.augmentation_block(seed=config.seed)
+             if config.variant == "augment_finetune" else None)
+    batches = data.pipeline("train", training=True, augment=block, seed=config.seed)
+    second = train_classifier(model, batches,
                               data.pipeline("validation"), epochs=config.fine_tune_epochs,
                               learning_rate=config.fine_tune_learning_rate,
                               patience=config.patience, seed=config.seed, verbose=verbose)
@@ -298,10 +325,12 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
     return result
 
 
-def checkpoint_stem(profile: Profile, variant: str, preprocessing: str = "own") -> str:
-    """File name stem of a variant's cached weights, e.g. ``flowers_fast_cutmix``."""
+def checkpoint_stem(profile: Profile, variant: str, preprocessing: str = "own",
+                    seed: int = 0) -> str:
+    """File name stem of a variant's cached weights, e.g. ``flowers_fast_cutmix`` (seed 0) or
+    ``flowers_fast_cutmix_s1``."""
     bug = "" if preprocessing == "own" else f"_pre-{preprocessing}"
-    return f"flowers_{profile.name}_{variant}{bug}"
+    return f"flowers_{profile.name}_{variant}{bug}{f'_s{seed}' if seed else ''}"
 
 
 def run_key(config: TrainConfig, data: FlowersSplits) -> dict:
@@ -320,17 +349,20 @@ def load_weights(path, config: TrainConfig, num_classes: int) -> keras.Model:
 
 
 def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
-                  force: bool = False, verbose: int = 2, say=print) -> tuple[keras.Model, dict]:
+                  force: bool = False, verbose: int = 2, say=print,
+                  seed: int = 0) -> tuple[keras.Model, dict]:
     """The ``variant`` trained for ``data``'s profile: a verified checkpoint, else trained now.
 
     Looks for ``<stem>.weights.h5`` (:func:`checkpoint_stem`) in ``$XAI_DATA_DIR/checkpoints``
     (shipped, read-only) and then in the cache (:func:`helpers.checkpoints.load_first`); a
-    checkpoint is used only when its :func:`run_key` equals this run's. ``force=True`` retrains.
+    checkpoint is used only when its :func:`run_key` equals this run's. ``force=True`` retrains;
+    ``seed`` picks one of the variant's training runs (:func:`seeds_for`).
     Returns ``(model, meta)``; ``meta`` holds the key, the :class:`TrainResult` fields, the
     profile and ``"from_cache"``.
     """
-    config = config_for(data.profile, variant, preprocessing, data.size)
-    key, stem = run_key(config, data), checkpoint_stem(data.profile, variant, preprocessing)
+    config = config_for(data.profile, variant, preprocessing, data.size, seed)
+    key = run_key(config, data)
+    stem = checkpoint_stem(data.profile, variant, preprocessing, seed)
     if not force:
         found = checkpoints.load_first(
             stem, ".weights.h5", key, lambda path: load_weights(path, config, data.num_classes),

@@ -202,28 +202,38 @@ def gradient_image(g, spread: float = 0.15) -> np.ndarray:
 
 
 def curves_figure(histories: dict[str, dict[str, Sequence[float]]], title: str,
-                  best_epochs: dict[str, int] | None = None):
+                  best_epochs: dict[str, int] | None = None,
+                  stage_starts: dict[str, int] | None = None):
     """Loss and accuracy per epoch of several runs (Keras ``History.history`` dicts).
 
-    One colour per run; training solid, validation dashed; a dot marks each run's kept epoch
-    (``best_epochs``, 1-based) on its validation curves.
+    One colour and marker per run; validation solid, training thin and faint; a large dot marks
+    each run's kept epoch (``best_epochs``, 1-based). Runs drawn first get wider lines, so a run
+    whose curve coincides with a later one (the first stage of a fine-tuning) stays visible.
+    ``stage_starts``: the first epoch of a run's second stage, drawn as a dotted vertical line.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    markers, n = "osD^vPX*", len(histories)
     for k, (name, h) in enumerate(histories.items()):
         color, epochs = f"C{k}", np.arange(1, len(h["loss"]) + 1)
+        width = 1.0 + 3.0 * (n - 1 - k) / max(n - 1, 1)
         for ax, key in ((left, "loss"), (right, "accuracy")):
-            ax.plot(epochs, h[key], "-", color=color, alpha=0.8, label=f"{name}")
-            ax.plot(epochs, h[f"val_{key}"], "--", color=color, alpha=0.8)
+            ax.plot(epochs, h[key], "-", color=color, alpha=0.3, lw=0.8)
+            ax.plot(epochs, h[f"val_{key}"], "-", color=color, lw=width, alpha=0.85,
+                    marker=markers[k % len(markers)], markersize=3, label=name)
             if best_epochs and name in best_epochs:
                 b = best_epochs[name]
-                ax.plot([b], [h[f"val_{key}"][b - 1]], "o", color=color)
+                ax.plot([b], [h[f"val_{key}"][b - 1]], "o", color=color, markersize=8,
+                        markeredgecolor="black")
+            if stage_starts and name in stage_starts:
+                ax.axvline(stage_starts[name] - 0.5, color=color, ls=":", lw=1.2)
     left.set(xlabel="época", ylabel="entropía cruzada", title="Pérdida")
     right.set(xlabel="época", ylabel="exactitud", title="Exactitud", ylim=(0, 1))
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    right.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{title}\n(continua: entrenamiento; discontinua: validación; punto: época "
-                 "conservada)", fontsize=10)
+    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    stages = "; punteada vertical: empieza la 2.ª etapa" if stage_starts else ""
+    fig.suptitle(f"{title}\n(gruesa: validación; fina y tenue: entrenamiento; punto grande: época "
+                 f"conservada{stages})", fontsize=10)
     return fig
 
 

@@ -58,6 +58,17 @@ def test_paired_bootstrap_sees_a_small_consistent_difference():
     assert iv.bootstrap_mean(a).low < iv.bootstrap_mean(b).high
 
 
+def test_unpaired_difference_of_two_groups():
+    same = iv.bootstrap_difference([1.0] * 5, [0.0] * 9)
+    assert (same.value, same.low, same.high, same.n) == (1.0, 1.0, 1.0, 5)
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.3, 1, 300), rng.normal(0.0, 1, 200)
+    est = iv.bootstrap_difference(a, b, n_boot=4000)
+    half = 1.96 * math.sqrt(a.var(ddof=1) / 300 + b.var(ddof=1) / 200)
+    assert est.value == pytest.approx(a.mean() - b.mean())
+    assert est.high - est.low == pytest.approx(2 * half, rel=0.1)
+
+
 def test_paired_accuracy_difference_by_hand():
     # d = [1, 0, 0, -1]: mean 0, sd sqrt(2/3), se sqrt(2/3)/2
     est = iv.paired_accuracy_difference([1, 1, 0, 0], [0, 1, 0, 1])
@@ -106,6 +117,8 @@ def test_compare_sentence_both_directions_and_metric_direction():
         "IG queda por debajo de azar")
     text = iv.compare_sentence("A", "B", better, percent=True, digits=1)
     assert "+10,0 % [2,0 %; 18,0 %]" in text and "n = 32" in text and "IC 95 %" in text
+    points = iv.compare_sentence("A", "B", better, digits=1, points=True)
+    assert "+10,0 [2,0; 18,0] puntos" in points
 
 
 def test_position_sentence():

@@ -28,13 +28,18 @@ def test_markdown_table_formats_and_aligns():
 def test_curves_figure_has_both_panels_labelled():
     hist = {"loss": [2.0, 1.0, 0.5], "val_loss": [2.1, 1.5, 1.6],
             "accuracy": [0.3, 0.6, 0.9], "val_accuracy": [0.3, 0.5, 0.45]}
-    fig = plots.curves_figure({"a": hist, "b": hist}, "curvas", best_epochs={"a": 2})
+    fig = plots.curves_figure({"a": hist, "b": hist}, "curvas", best_epochs={"a": 2},
+                              stage_starts={"b": 3})
     left, right = fig.axes
     assert left.get_xlabel() == right.get_xlabel() == "época"
     assert left.get_ylabel() and right.get_ylabel() and "curvas" in fig._suptitle.get_text()
-    assert len(left.lines) == 2 * 2 + 1  # train + val per run, one best-epoch dot
+    assert len(left.lines) == 2 * 2 + 1 + 1  # train + val per run, a best-epoch dot, a stage line
     dot = left.lines[2]
     assert dot.get_xdata()[0] == 2 and dot.get_ydata()[0] == 1.5
+    val_a, val_b = left.lines[1], left.lines[4]
+    assert val_a.get_linewidth() > val_b.get_linewidth()  # identical curves: "a" stays visible
+    assert left.lines[5].get_xdata()[0] == 2.5  # the second stage starts at epoch 3
+    assert "2.ª etapa" in fig._suptitle.get_text()
 
 
 def test_robustness_figure_one_panel_per_perturbation():

@@ -13,6 +13,7 @@ interval as a result.
 * :func:`bootstrap_mean` / :func:`bootstrap_median`: percentile bootstrap interval of a mean or
   a median (per column for [N, K]);
 * :func:`bootstrap_paired_difference`: the same for the mean of paired differences ``a - b``;
+* :func:`bootstrap_difference`: difference of the means of two independent groups;
 * :func:`paired_accuracy_difference`: accuracy of A minus B on the same images, with its paired
   standard error and normal interval;
 * :func:`proportion_interval`: Wilson interval of one accuracy;
@@ -111,6 +112,24 @@ def bootstrap_paired_difference(a, b, level: float = LEVEL, n_boot: int = N_BOOT
     return bootstrap_mean(a - b, level, n_boot, seed)
 
 
+def bootstrap_difference(a, b, level: float = LEVEL, n_boot: int = N_BOOT,
+                         seed: int = 0) -> Estimate:
+    """Mean of ``a`` minus mean of ``b`` for two *independent* groups (different items, e.g.
+    right and wrong images), each resampled on its own; ``n`` is the smaller group's size."""
+    _check_level(level)
+    a, b = _finite_samples(a, "a"), _finite_samples(b, "b")
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"a and b must be vectors, got shapes {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    diffs = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
+             - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1))
+    tail = (1 - level) / 2
+    low, high = np.quantile(diffs, [tail, 1 - tail])
+    value = float(a.mean() - b.mean())
+    return Estimate(value, float(min(low, value)), float(max(high, value)), min(len(a), len(b)),
+                    level)
+
+
 def _z(level: float) -> float:
     _check_level(level)
     return NormalDist().inv_cdf(0.5 + level / 2)
@@ -155,19 +174,21 @@ def verdict(estimate: Estimate, reference: float = 0.0) -> int:
 
 
 def compare_sentence(a: str, b: str, difference: Estimate, higher_is_better: bool = True,
-                     digits: int = 2, percent: bool = False, what: str = "") -> str:
+                     digits: int = 2, percent: bool = False, what: str = "",
+                     points: bool = False) -> str:
     """The Spanish reading of ``difference`` = (A - B) under the :func:`verdict` rule.
 
     "A supera a B", "A queda por debajo de B" (by the metric's own direction: with
     ``higher_is_better=False`` a negative difference is the better one) or "A no se distingue de B"
-    when the interval contains 0; then the difference, its interval and n.
+    when the interval contains 0; then the difference, its interval and n (``points``: a
+    difference of two fractions in percentage points).
     """
     sign = verdict(difference) * (1 if higher_is_better else -1)
     head = {1: f"{a} supera a {b}", -1: f"{a} queda por debajo de {b}",
             0: f"{a} no se distingue de {b}"}[sign]
     return (f"{head}{' en ' + what if what else ''} (diferencia "
-            f"{interval(difference, digits, percent, signed=True)}, IC {_level(difference)}, "
-            f"n = {difference.n})")
+            f"{interval(difference, digits, percent, signed=True, points=points)}, "
+            f"IC {_level(difference)}, n = {difference.n})")
 
 
 def position_sentence(name: str, estimate: Estimate, reference: float, reference_name: str,

@@ -44,6 +44,7 @@ class Profile:
     flowers_batch_size: int
     flowers_seeds_features: int  # training seeds of the variants trained on cached features
     flowers_seeds_images: int  # training seeds of the variants trained on images
+    robustness_images: int | None  # validation images of the robustness study (None: all)
 
     @property
     def reduced(self) -> bool:
@@ -58,7 +59,7 @@ FAST = Profile(
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
     compare_images=32, flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,
     flowers_epochs=12, flowers_finetune_epochs=5, flowers_batch_size=32,
-    flowers_seeds_features=3, flowers_seeds_images=2,
+    flowers_seeds_features=3, flowers_seeds_images=2, robustness_images=510,
 )
 FULL = Profile(
     name="full",
@@ -67,7 +68,7 @@ FULL = Profile(
     explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
     compare_images=None, flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
     flowers_epochs=30, flowers_finetune_epochs=10, flowers_batch_size=64,
-    flowers_seeds_features=3, flowers_seeds_images=3,
+    flowers_seeds_features=3, flowers_seeds_images=3, robustness_images=None,
 )
 PROFILES = {p.name: p for p in (FAST, FULL)}
 

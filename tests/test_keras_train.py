@@ -114,6 +114,16 @@ def test_features_are_cached_by_backbone_fingerprint(data):
     assert km.backbone_fingerprint(b) != km.backbone_fingerprint(a)
 
 
+def test_a_pipeline_over_chosen_indices_keeps_those_images_in_order(data):
+    full = [(x.numpy(), y.numpy()) for x, y in data.pipeline("test").unbatch()]
+    part = [(x.numpy(), y.numpy()) for x, y in data.pipeline("test", indices=[7, 2, 9]).unbatch()]
+    assert len(part) == 3
+    for (x, y), i in zip(part, [2, 7, 9], strict=True):
+        np.testing.assert_array_equal(x, full[i][0])
+        np.testing.assert_array_equal(y, full[i][1])
+    assert data.robustness_indices() is None or len(data.robustness_indices()) <= len(full)
+
+
 def test_images_come_back_in_the_requested_order(data):
     resized = [x.numpy() for x, _ in data.datasets["test"].map(
         lambda x, y: pipeline.resize(x, y, SIZE))]

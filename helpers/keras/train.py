@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers import checkpoints
+from helpers.core.stats import stratified_sample
 from helpers.core.training import TrainResult
 from helpers.data import load_flowers102
 from helpers.keras import augment, pipeline
@@ -148,15 +149,29 @@ class FlowersSplits:
         self._labels: dict[str, np.ndarray] = {}
 
     def pipeline(self, split: str, training: bool = False, augment: Callable | None = None,
-                 mix: Callable | None = None, seed: int | None = None) -> tf.data.Dataset:
+                 mix: Callable | None = None, seed: int | None = None,
+                 indices=None) -> tf.data.Dataset:
         """Batches of (float32 images in [0, 255], one-hot labels); see ``make_pipeline``.
 
-        ``seed`` (default: the data seed) sets the shuffling and the mixes of a training run.
+        ``seed`` (default: the data seed) sets the shuffling and the mixes of a training run;
+        ``indices`` keeps only those images of the split (in split order).
         """
-        return pipeline.make_pipeline(self.datasets[split], self.profile.flowers_batch_size,
-                                     training=training, augment=augment, mix=mix,
-                                     one_hot=self.num_classes, size=self.size,
-                                     seed=self.seed if seed is None else seed, cache=True)
+        ds = self.datasets[split]
+        if indices is not None:
+            keep = tf.constant(np.unique(np.asarray(indices, np.int64)))
+            ds = ds.enumerate().filter(lambda i, xy: tf.reduce_any(tf.equal(i, keep)))
+            ds = ds.map(lambda i, xy: xy)
+        return pipeline.make_pipeline(ds, self.profile.flowers_batch_size, training=training,
+                                     augment=augment, mix=mix, one_hot=self.num_classes,
+                                     size=self.size, seed=self.seed if seed is None else seed,
+                                     cache=indices is None)
+
+    def robustness_indices(self) -> np.ndarray | None:
+        """Validation images of the robustness study: ``profile.robustness_images`` of them,
+        class-balanced (None: the whole split)."""
+        n = self.profile.robustness_images
+        labels = self.labels("validation")
+        return None if n is None or n >= len(labels) else stratified_sample(labels, n, seed=0)
 
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of a split, in pipeline order."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers.core import intervals as iv
-from helpers.core.spanish import interval, num, pct
+from helpers.core.spanish import general, interval, num, pct
 from helpers.core.timing import time_repeated
 
 
@@ -149,6 +149,7 @@ def test_spanish_numbers():
     assert num(-1234567, 0) == "-1 234 567"
     assert pct(0.749) == "74,9 %" and pct(-0.035, 1, signed=True) == "-3,5 %"
     assert num(float("nan")) == "n/d"
+    assert general(0.368786) == "0,368786" and general(1e-05) == "1e-05" and general(7.0) == "7"
     assert interval(iv.Estimate(0.5, 0.25, 0.75, 4)) == "0,50 [0,25; 0,75]"
     assert interval(iv.Estimate(0.035, 0.012, 0.058, 4), 1, signed=True,
                     points=True) == "+3,5 [1,2; 5,8] puntos"

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from helpers.core.spanish import general
+
 STRICT_ENV = "XAI_STRICT_CHECKS"
 NO_RETURN = "la función devuelve None: ¿falta un `return`?"
 
@@ -72,7 +74,8 @@ def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
             ok = bool(np.array_equal(a, e))  # integers: exactly
         else:
             ok = bool(np.allclose(a, e, rtol=rtol, atol=atol))
-            shown += f"; se admite un error relativo de {rtol:g} o absoluto de {atol:g}"
+            shown += (f"; se admite un error relativo de {general(rtol)} o absoluto de "
+                      f"{general(atol)}")
     else:
         try:
             ok = bool(answer == expected)
@@ -96,10 +99,13 @@ def _show(value: Any) -> str:
     if arr.size > 8:
         return f"array de forma {arr.shape}"
     if arr.ndim == 0:
-        return f"{arr.item():.6g}" if arr.dtype.kind == "f" else str(arr.item())
+        return general(arr.item()) if arr.dtype.kind == "f" else str(arr.item())
     if isinstance(value, tuple):
-        return repr(tuple(v.item() if hasattr(v, "item") else v for v in value))
-    return np.array2string(arr, precision=4)
+        items = [v.item() if hasattr(v, "item") else v for v in value]
+        if not any(isinstance(v, float) for v in items):
+            return repr(tuple(items))
+        return "(" + "; ".join(general(v) if isinstance(v, float) else repr(v) for v in items) + ")"
+    return np.array2string(arr, precision=4).replace(".", ",")
 
 
 def numeric_like(value: Any) -> bool:

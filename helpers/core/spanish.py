@@ -31,6 +31,12 @@ def pct(x: float, digits: int = 1, signed: bool = False) -> str:
     return f"{num(100 * float(x), digits, signed)} %"
 
 
+def general(x: float, significant: int = 6) -> str:
+    """``x`` with up to ``significant`` significant digits (Python's ``g``), decimal comma:
+    ``general(0.368786)`` -> ``"0,368786"``, ``general(1e-05)`` -> ``"1e-05"``."""
+    return format(float(x), f".{significant}g").replace(".", ",")
+
+
 def _points(x: float, digits: int = 1, signed: bool = False) -> str:
     return num(100 * float(x), digits, signed)
 

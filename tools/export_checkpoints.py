@@ -1,6 +1,7 @@
 """Export the trained checkpoints of a profile with a manifest (``make checkpoints``).
 
-Runs the same ``load_or_train`` calls as notebooks 01, 08 and 13 (training whatever is not cached
+Runs the same ``load_or_train`` calls as notebooks 01, 08 and 13, every training seed of each
+Flowers102 variant included (training whatever is not cached
 yet: in the ``full`` profile, do it once on a GPU), then copies every checkpoint (weights plus
 its ``.json``) into ``--out`` and writes ``manifest.json`` there: profile, files, configuration,
 accuracy, sha256 and package version of each. Copy the files of that folder into
@@ -63,8 +64,9 @@ def main() -> None:
     import_tensorflow_quietly()
     data = kt.FlowersSplits(profile)
     for variant in kt.VARIANTS:
-        _, meta = kt.load_or_train(variant, data, verbose=0)
-        entries.append(export(meta, f"flowers_{variant}", args.out))
+        for seed in kt.seeds_for(profile, variant):
+            _, meta = kt.load_or_train(variant, data, verbose=0, seed=seed)
+            entries.append(export(meta, f"flowers_{variant}_s{seed}", args.out))
     _, meta = kt.load_or_train("baseline", data, preprocessing="efficientnet", verbose=0)
     entries.append(export(meta, "flowers_baseline_preprocessing_bug", args.out))
     (args.out / "manifest.json").write_text(json.dumps(

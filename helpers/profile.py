@@ -35,6 +35,8 @@ class Profile:
     occlusion_stride: int
     n_show: int  # images in example figures
     compare_images: int | None  # images behind every compared number (None: all eligible)
+    # (1000 in full: the gradient explainers take a whole batch at once, and all ~9,500 correctly
+    # classified CIFAR-10 test images would not fit in a GPU's memory)
     # Flowers102 (Keras track)
     flowers_train_size: int | None
     flowers_val_size: int | None
@@ -66,7 +68,7 @@ FULL = Profile(
     cifar_train_size=None, cifar_test_size=None, cifar_width=64, cifar_epochs=30,
     cifar_batch_size=256, shortcut_train_size=None, shortcut_epochs=30,
     explain_batch_size=256, ig_steps=64, occlusion_stride=2, n_show=8,
-    compare_images=None, flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
+    compare_images=1000, flowers_train_size=None, flowers_val_size=None, flowers_test_size=None,
     flowers_epochs=30, flowers_finetune_epochs=10, flowers_batch_size=64,
     flowers_seeds_features=3, flowers_seeds_images=3, robustness_images=None,
 )

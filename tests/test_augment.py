@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import ndimage
 
 from helpers.keras import augment
 
@@ -230,3 +231,38 @@ def test_albumentations_map_rejects_float_images(batch):
     ds = tf.data.Dataset.from_tensor_slices((tf.cast(images, tf.float32) / 255.0, labels))
     with pytest.raises(ValueError, match="expects uint8 images"):
         augment.albumentations_map(ds, augment.albumentations_transform(16), 16)
+
+
+def test_random_affine_equals_keras_rotation_zoom_and_translation_in_sequence():
+    """With each factor fixed, the one-resample layer equals the three Keras layers in a row
+    (up to their extra interpolation; smooth images, borders excluded)."""
+    rng = np.random.default_rng(0)
+    images = ndimage.gaussian_filter(rng.uniform(0, 255, (2, 40, 48, 3)), (0, 3, 3, 0))
+    images = images.astype("float32")
+    turns, zoom, shift = 0.03, 0.08, 0.05
+    layers = keras.layers
+    three = keras.Sequential([
+        layers.RandomRotation((turns, turns), fill_mode="reflect"),
+        layers.RandomZoom((zoom, zoom), fill_mode="reflect"),
+        layers.RandomTranslation((shift, shift), (shift, shift), fill_mode="reflect")])
+    expected = np.asarray(three(images, training=True))
+    ones = np.ones(2, "float32")
+    matrix = augment.affine_transform_matrix(turns * ones, (1 + zoom) * ones, shift * 48 * ones,
+                                             shift * 40 * ones, 40.0, 48.0)
+    fused = np.asarray(keras.ops.image.affine_transform(images, matrix, fill_mode="reflect"))
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    assert np.abs(fused - expected)[inner].mean() < 0.5  # of 255; a sign flip gives > 2.9
+    assert np.abs(fused - images)[inner].mean() > 3  # and the transform did move the pixels
+
+
+def test_random_affine_is_seeded_and_the_identity_with_zero_factors(batch):
+    images, _ = batch
+    layer = augment.RandomAffine(0.1, 0.1, 0.1, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    first = np.asarray(layer(images, training=True))
+    again = np.asarray(augment.RandomAffine(0.1, 0.1, 0.1, seed=3)(images, training=True))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, np.asarray(layer(images, training=True)))  # new draw per call
+    # a zero range is the identity
+    still = augment.RandomAffine(0.0, 0.0, 0.0, seed=0)(images, training=True)
+    np.testing.assert_allclose(np.asarray(still), images, atol=1e-3)

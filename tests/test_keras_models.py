@@ -184,3 +184,42 @@ def test_fits_on_a_mixed_pipeline_and_evaluates_on_one_hot_labels():
                   metrics=["accuracy"])
     history = model.fit(train, validation_data=valid, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "mobilenet_v2"])
+def test_head_above_a_cut_on_its_activations_equals_the_full_model(name, pixels):
+    """Fine-tuning's fast path: the activations entering the first unfrozen layer, computed
+    once, then the rest of the model (both backbones of the profiles, at the course's cut)."""
+    keras.utils.set_random_seed(0)
+    model = km.build_classifier(name, 5, weights=None, input_size=SIZE)
+    cut = km.unfreeze_top(model, 4)[0]
+    ds = tf.data.Dataset.from_tensor_slices((pixels, np.arange(4))).batch(3)
+    activations, _ = km.extract_features(model, ds, cut)
+    assert activations.ndim == 4 and len(activations) == 4
+    logits = np.asarray(model(pixels))
+    np.testing.assert_allclose(np.asarray(km.head_from(model, cut)(activations)), logits,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_fingerprint_at_a_cut_sees_only_the_weights_below_it(mobilenet):
+    cut = "conv_dw_12"
+    before, whole = km.backbone_fingerprint(mobilenet, cut), km.backbone_fingerprint(mobilenet)
+    above, below = km.find_layer(mobilenet, "conv_pw_13"), km.find_layer(mobilenet, "conv_pw_11")
+    saved = [above.kernel.numpy(), below.kernel.numpy()]
+    try:
+        above.kernel.assign(saved[0] + 1)
+        assert km.backbone_fingerprint(mobilenet, cut) == before
+        assert km.backbone_fingerprint(mobilenet) != whole
+        below.kernel.assign(saved[1] + 1)
+        assert km.backbone_fingerprint(mobilenet, cut) != before
+    finally:
+        above.kernel.assign(saved[0])
+        below.kernel.assign(saved[1])
+    with pytest.raises(ValueError, match=r"not a layer of the backbone; valid: .*conv_dw_12"):
+        km.head_from(mobilenet, "conv_dw_99")
+
+
+def test_a_cut_crossed_by_a_skip_connection_is_refused():
+    model = km.build_classifier("mobilenet_v2", 3, weights=None, input_size=SIZE)
+    with pytest.raises(ValueError, match="cannot split the backbone at 'block_15_project'"):
+        km.head_from(model, "block_15_project")

@@ -9,8 +9,10 @@
 
 Frozen backbone, fast path: compute the features once (:func:`extract_features`) and train only
 the head on them (:func:`head_from`, see :mod:`helpers.keras.train`); the head shares its layers
-with the model, so the model is trained when the head is. The layer names are the constants
-below; :func:`find_layer` looks a name up inside nested models too.
+with the model, so the model is trained when the head is. Fine-tuning the top of the backbone
+takes the same path one level down: the activations entering the first unfrozen layer
+(``cut``) are computed once and the layers above are trained on them. The layer names are the
+constants below; :func:`find_layer` looks a name up inside nested models too.
 """
 
 from __future__ import annotations
@@ -174,32 +176,41 @@ def is_classifier(model: keras.Model) -> bool:
     return set(CLASSIFIER_LAYERS) <= {layer.name for layer in model.layers}
 
 
-def backbone_fingerprint(model: keras.Model) -> str:
+def backbone_fingerprint(model: keras.Model, cut: str | None = None) -> str:
     """A hash of what ``image -> features`` computes: preprocessing, input size, backbone weights.
 
-    Two classifiers with the same fingerprint give identical features for every image.
+    Two classifiers with the same fingerprint give identical features for every image. With
+    ``cut`` (a backbone layer), of what ``image -> activations entering cut`` computes: only the
+    weights below ``cut`` count (fine-tuning above it keeps the fingerprint).
     """
     digest = hashlib.sha1()
     digest.update(model.get_layer(PREPROCESS).module.encode())
     digest.update(str(tuple(model.input.shape)).encode())
-    for weight in model.get_layer(BACKBONE).weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    digest.update(str(cut).encode())
+    for layer in _backbone_leaves(model)[:None if cut is None else _cut_index(model, cut)]:
+        for weight in layer.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()
 
 
-def feature_extractor(model: keras.Model) -> keras.Model:
-    """``image -> preprocess -> backbone -> pool``: the model up to the pooled features."""
-    return keras.Model(model.input, model.get_layer(POOL).output)
+def feature_extractor(model: keras.Model, cut: str | None = None) -> keras.Model:
+    """``image -> preprocess -> backbone -> pool``: the model up to the pooled features; with
+    ``cut`` (a backbone layer), up to the activations that enter ``cut``."""
+    if cut is None:
+        return keras.Model(model.input, model.get_layer(POOL).output)
+    below, _ = _split_backbone(model, cut)
+    return keras.Model(model.input, below(model.get_layer(PREPROCESS).output))
 
 
-def extract_features(model: keras.Model,
-                     ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pooled backbone features [N, D] of every batch of ``ds``, and its labels (None if absent).
+def extract_features(model: keras.Model, ds: tf.data.Dataset,
+                     cut: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pooled backbone features [N, D] of every batch of ``ds`` (with ``cut``: the activations
+    entering that backbone layer), and its labels (None if absent).
 
     ``ds`` yields ``(images, labels)`` or images. Use a pipeline without augmentation: features
     are computed once, so a random augmentation would be frozen into them.
     """
-    extractor = feature_extractor(model)
+    extractor = feature_extractor(model, cut)
     run = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
     features, labels = [], []
     for batch in ds:
@@ -210,11 +221,47 @@ def extract_features(model: keras.Model,
     return np.concatenate(features), (np.concatenate(labels) if labels else None)
 
 
-def head_from(model: keras.Model) -> keras.Model:
-    """``features [N, D] -> dropout -> logits`` made of the model's own layers (shared weights)."""
-    inputs = keras.Input((model.get_layer(POOL).output.shape[-1],), name="features")
-    x = model.get_layer(DROPOUT)(inputs)
+def head_from(model: keras.Model, cut: str | None = None) -> keras.Model:
+    """``features [N, D] -> dropout -> logits`` made of the model's own layers (shared weights);
+    with ``cut``, ``activations entering cut -> rest of the backbone -> pool -> dropout ->
+    logits``: what fine-tuning above ``cut`` trains, on activations computed once."""
+    if cut is None:
+        inputs = keras.Input((model.get_layer(POOL).output.shape[-1],), name="features")
+        x = inputs
+    else:
+        _, above = _split_backbone(model, cut)
+        inputs = keras.Input(above.input.shape[1:], name="activations")
+        x = model.get_layer(POOL)(above(inputs))
+    x = model.get_layer(DROPOUT)(x)
     return keras.Model(inputs, model.get_layer(LOGITS)(x), name="head")
+
+
+def _backbone_leaves(model: keras.Model) -> list[keras.layers.Layer]:
+    base = model.get_layer(BACKBONE)
+    return [layer for layer in all_layers(base) if not isinstance(layer, keras.Model)]
+
+
+def _cut_index(model: keras.Model, cut: str) -> int:
+    names = [layer.name for layer in _backbone_leaves(model)]
+    if cut not in names:
+        raise ValueError(f"cut {cut!r} is not a layer of the backbone; valid: {', '.join(names)}")
+    return names.index(cut)
+
+
+def _split_backbone(model: keras.Model, cut: str) -> tuple[keras.Model, keras.Model]:
+    """The backbone below ``cut`` (input -> activations entering ``cut``) and from ``cut`` up,
+    made of its own layers. Raises ValueError when something above ``cut`` also reads a tensor
+    from below it (a skip connection crossing the cut)."""
+    _cut_index(model, cut)
+    base = model.get_layer(BACKBONE)
+    middle = base.get_layer(cut).input
+    try:
+        above = keras.Model(middle, base.output)
+    except ValueError as err:
+        raise ValueError(f"cannot split the backbone at {cut!r}: a connection crosses it "
+                         f"({err}); choose a layer that every later layer depends on only "
+                         "through its input") from None
+    return keras.Model(base.input, middle), above
 
 
 def _spec(backbone: str) -> Backbone:

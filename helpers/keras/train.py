@@ -50,7 +50,7 @@ TITLES = {"baseline": "modelo base", "augment": "aumento (capas Keras)", "mixup"
 ON_FEATURES = ("baseline", "baseline_long")
 FINE_TUNED = ("finetune", "augment_finetune")
 BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
-CACHE_VERSION = 2  # bump when training code changes what a checkpoint means
+CACHE_VERSION = 3  # bump when training code changes what a checkpoint means
 
 
 def backbone_for(profile: Profile) -> str:
@@ -192,12 +192,13 @@ class FlowersSplits:
                     break
         return np.stack([found[i] for i in indices])
 
-    def features(self, split: str, model: keras.Model) -> Features:
-        """Pooled features of ``split`` through ``model``'s preprocessing and backbone (cached)."""
-        key = (split, keras_models.backbone_fingerprint(model))
+    def features(self, split: str, model: keras.Model, cut: str | None = None) -> Features:
+        """Pooled features of ``split`` through ``model``'s preprocessing and backbone (cached);
+        with ``cut``, the activations entering that backbone layer."""
+        key = (split, keras_models.backbone_fingerprint(model, cut))
         if key not in self._features:
             start = time.monotonic()
-            x, y = keras_models.extract_features(model, self.pipeline(split))
+            x, y = keras_models.extract_features(model, self.pipeline(split), cut)
             self._features[key] = Features(x, y, time.monotonic() - start)
         return self._features[key]
 
@@ -239,11 +240,13 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> None:
 def train_classifier(model: keras.Model, train: tf.data.Dataset | Features,
                      val: tf.data.Dataset | Features, epochs: int, learning_rate: float = 1e-2,
                      patience: int = 4, batch_size: int = 32, seed: int = 0,
-                     verbose: int = 2) -> TrainResult:
+                     verbose: int = 2, cut: str | None = None) -> TrainResult:
     """Train with early stopping on validation accuracy; the model keeps its best epoch.
 
     ``train``: a pipeline of (images, one-hot labels), or :class:`Features` (then only the head
-    is trained, on the cached features). ``val``: a pipeline or :class:`Features`. Early
+    is trained, on the cached features; with ``cut``, the features are the activations entering
+    that backbone layer and the layers from it up are trained). ``val``: a pipeline or
+    :class:`Features` (at the same ``cut``). Early
     stopping monitors ``val_accuracy`` with ``patience`` and ``restore_best_weights=True`` (the
     first epoch with the highest value wins).
     """
@@ -252,7 +255,7 @@ def train_classifier(model: keras.Model, train: tf.data.Dataset | Features,
                                             patience=patience, restore_best_weights=True)
     callbacks: list = [stopper]
     if isinstance(train, Features):
-        net = keras_models.head_from(model)
+        net = keras_models.head_from(model, cut)
         if not isinstance(val, Features):
             raise ValueError("training on features needs validation features too")
         kwargs = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": True,
@@ -261,7 +264,7 @@ def train_classifier(model: keras.Model, train: tf.data.Dataset | Features,
         net = model
         kwargs = {"x": train, "shuffle": False}  # the pipeline shuffles
         if isinstance(val, Features):
-            callbacks.insert(0, FeatureValidation(keras_models.head_from(model), val))
+            callbacks.insert(0, FeatureValidation(keras_models.head_from(model, cut), val))
         else:
             kwargs["validation_data"] = val
     compile_classifier(net, learning_rate)
@@ -316,20 +319,24 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
 
     The top ``config.fine_tune_kernels`` convolutions of the backbone are unfrozen (BatchNorm
     stays in inference mode, :func:`helpers.keras.models.unfreeze_top`) and trained with the
-    head, at ``config.fine_tune_learning_rate``, on image batches (augmented for
-    ``augment_finetune``), validated on images (the backbone changes, so no cached features),
-    with early stopping. The model keeps the best epoch of both stages (the head's if
-    fine-tuning never beats it); the history runs through both.
+    head, at ``config.fine_tune_learning_rate``, with early stopping. The layers below the
+    first unfrozen one (``cut``) do not change, so validation (and the training of ``finetune``)
+    runs on the activations entering ``cut``, computed once; ``augment_finetune`` trains on
+    augmented image batches through the whole model. The model keeps the best epoch of both
+    stages (the head's if fine-tuning never beats it); the history runs through both.
     """
     head_weights = {v.path: v.numpy() for v in model.weights}
-    keras_models.unfreeze_top(model, config.fine_tune_kernels)
-    block = (augment.augmentation_block(seed=config.seed)
-             if config.variant == "augment_finetune" else None)
-    batches = data.pipeline("train", training=True, augment=block, seed=config.seed)
-    second = train_classifier(model, batches,
-                              data.pipeline("validation"), epochs=config.fine_tune_epochs,
+    cut = keras_models.unfreeze_top(model, config.fine_tune_kernels)[0]
+    val = data.features("validation", model, cut)  # the layers below cut stay frozen
+    if config.variant == "augment_finetune":  # new images every epoch: through the whole model
+        train = data.pipeline("train", training=True, seed=config.seed,
+                              augment=augment.augmentation_block(seed=config.seed))
+    else:
+        train = data.features("train", model, cut)
+    second = train_classifier(model, train, val, epochs=config.fine_tune_epochs,
                               learning_rate=config.fine_tune_learning_rate,
-                              patience=config.patience, seed=config.seed, verbose=verbose)
+                              patience=config.patience, batch_size=config.batch_size,
+                              seed=config.seed, verbose=verbose, cut=cut)
     keras_models.set_backbone_trainable(model, False)
     history = {k: head.history[k] + second.history[k] for k in head.history if k in second.history}
     history["stage"] = [1.0] * head.epochs_run + [2.0] * second.epochs_run

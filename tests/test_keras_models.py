@@ -197,8 +197,9 @@ def test_head_above_a_cut_on_its_activations_equals_the_full_model(name, pixels)
     activations, _ = km.extract_features(model, ds, cut)
     assert activations.ndim == 4 and len(activations) == 4
     logits = np.asarray(model(pixels))
+    assert np.abs(logits).max() > 0
     np.testing.assert_allclose(np.asarray(km.head_from(model, cut)(activations)), logits,
-                               rtol=1e-4, atol=1e-5)
+                               rtol=1e-3, atol=0)  # relative: random backbones give tiny logits
 
 
 def test_fingerprint_at_a_cut_sees_only_the_weights_below_it(mobilenet):

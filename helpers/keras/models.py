@@ -130,7 +130,7 @@ def unfreeze_top(model: keras.Model, n_kernels: int) -> list[str]:
     if isinstance(n_kernels, bool) or not isinstance(n_kernels, int) or n_kernels < 1:
         raise ValueError(f"n_kernels must be an int >= 1, got {n_kernels!r}")
     base = model.get_layer(BACKBONE)
-    leaves = [layer for layer in all_layers(base) if not isinstance(layer, keras.Model)]
+    leaves = backbone_layers(model)
     kernels = [i for i, layer in enumerate(leaves)
                if any(len(w.shape) >= 2 for w in layer.weights)
                and not isinstance(layer, keras.layers.BatchNormalization)]
@@ -187,7 +187,7 @@ def backbone_fingerprint(model: keras.Model, cut: str | None = None) -> str:
     digest.update(model.get_layer(PREPROCESS).module.encode())
     digest.update(str(tuple(model.input.shape)).encode())
     digest.update(str(cut).encode())
-    for layer in _backbone_leaves(model)[:None if cut is None else _cut_index(model, cut)]:
+    for layer in backbone_layers(model)[:None if cut is None else _cut_index(model, cut)]:
         for weight in layer.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()
@@ -229,20 +229,48 @@ def head_from(model: keras.Model, cut: str | None = None) -> keras.Model:
         inputs = keras.Input((model.get_layer(POOL).output.shape[-1],), name="features")
         x = inputs
     else:
-        _, above = _split_backbone(model, cut)
-        inputs = keras.Input(above.input.shape[1:], name="activations")
-        x = model.get_layer(POOL)(above(inputs))
+        pooled = pooled_from(model, cut)
+        inputs = keras.Input(pooled.input.shape[1:], name="activations")
+        x = pooled(inputs)
     x = model.get_layer(DROPOUT)(x)
     return keras.Model(inputs, model.get_layer(LOGITS)(x), name="head")
 
 
-def _backbone_leaves(model: keras.Model) -> list[keras.layers.Layer]:
+def pooled_from(model: keras.Model, cut: str) -> keras.Model:
+    """``activations entering cut -> rest of the backbone -> pool`` (the model's own layers)."""
+    _, above = _split_backbone(model, cut)
+    inputs = keras.Input(above.input.shape[1:], name="activations")
+    return keras.Model(inputs, model.get_layer(POOL)(above(inputs)), name="above_cut")
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers in graph order, nested models unpacked (what ``cut`` names)."""
     base = model.get_layer(BACKBONE)
     return [layer for layer in all_layers(base) if not isinstance(layer, keras.Model)]
 
 
+def shared_depth(a: keras.Model, b: keras.Model) -> int:
+    """How many leading backbone layers of two classifiers compute the same thing (same name
+    except input layers, identical weights): 0 when their preprocessing or input size differ.
+    A fine-tuned model and its frozen original share everything below the first unfrozen
+    layer."""
+    if (a.get_layer(PREPROCESS).module != b.get_layer(PREPROCESS).module
+            or tuple(a.input.shape) != tuple(b.input.shape)):
+        return 0
+    depth = 0
+    for la, lb in zip(backbone_layers(a), backbone_layers(b), strict=False):
+        same = (la.name == lb.name or isinstance(la, keras.layers.InputLayer)) and len(
+            la.weights) == len(lb.weights) and all(
+            np.array_equal(keras.ops.convert_to_numpy(wa), keras.ops.convert_to_numpy(wb))
+            for wa, wb in zip(la.weights, lb.weights, strict=True))
+        if not same:
+            break
+        depth += 1
+    return depth
+
+
 def _cut_index(model: keras.Model, cut: str) -> int:
-    names = [layer.name for layer in _backbone_leaves(model)]
+    names = [layer.name for layer in backbone_layers(model)]
     if cut not in names:
         raise ValueError(f"cut {cut!r} is not a layer of the backbone; valid: {', '.join(names)}")
     return names.index(cut)

@@ -152,9 +152,9 @@ def robustness(models: keras.Model | Mapping[str, keras.Model], ds: tf.data.Data
 
     ``ds`` yields (float images in [0, 255], labels integer or one-hot). Each perturbed batch
     is computed once (seed ``[seed, batch index]``) and given to every model. Classifiers of
-    :func:`helpers.keras.models.build_classifier` with the same frozen backbone (same
-    :func:`~helpers.keras.models.backbone_fingerprint`) share one backbone pass: features once,
-    then each model's head (identical logits, a fraction of the cost).
+    :func:`helpers.keras.models.build_classifier` share the backbone computation they have in
+    common (the whole frozen backbone; everything below the unfrozen top of a fine-tuned one):
+    identical logits, a fraction of the cost.
     Returns rows ``{"model", "perturbation", "severity", "accuracy", "n", "correct"}``
     (``correct``: 0/1 per image in ``ds`` order, for paired comparisons; :func:`correct_of`),
     clean rows (``perturbation="none"``) first.
@@ -238,41 +238,63 @@ def _measure(models: Mapping[str, keras.Model], ds: tf.data.Dataset,
 
 
 def _shared_predictor(models: dict[str, keras.Model]) -> Callable[[tf.Tensor], list]:
-    """``f(images) -> [logits of each model]``, one backbone pass per distinct backbone."""
+    """``f(images) -> [logits of each model]``, with the backbone computation they share done once.
+
+    Classifiers that compute the same thing up to some backbone layer (:func:`~helpers.keras.
+    models.shared_depth` with the first one: frozen backbones share all of it, fine-tuned ones
+    everything below their first unfrozen layer) share one pass up to the deepest such ``cut``;
+    then each distinct backbone runs its rest once and each model its head. Other models run
+    whole.
+    """
     members = list(models.values())
+    cut, shared = _common_cut(members)
     groups: dict[str, list[int]] = {}
-    for i, model in enumerate(members):
-        groups.setdefault(_share_key(model) or f"alone-{i}", []).append(i)
-    plan = []
-    for group in groups.values():
-        first = members[group[0]]
-        if _share_key(first) is None:  # not a build_classifier model: run it whole
-            plan.append((group, _graph(first), None))
-        else:
-            heads = [keras_models.head_from(members[i]) for i in group]
-            plan.append((group, _graph(keras_models.feature_extractor(first)), heads))
+    for i in shared:
+        groups.setdefault(keras_models.backbone_fingerprint(members[i]), []).append(i)
+    plan = [(group, None if cut is None else _graph(keras_models.pooled_from(members[group[0]],
+                                                                             cut)),
+             [keras_models.head_from(members[i]) for i in group]) for group in groups.values()]
+    stem = _graph(keras_models.feature_extractor(members[shared[0]], cut)) if shared else None
+    alone = [(i, _graph(m)) for i, m in enumerate(members) if i not in shared]
 
     def predict(images: tf.Tensor) -> list:
         out: list = [None] * len(members)
-        for group, run, heads in plan:
-            result = run(images)
-            for k, i in enumerate(group):
-                out[i] = result if heads is None else heads[k](result, training=False)
+        if stem is not None:
+            common = stem(images)
+            for group, rest, heads in plan:
+                features = common if rest is None else rest(common)
+                for i, head in zip(group, heads, strict=True):
+                    out[i] = head(features, training=False)
+        for i, run in alone:
+            out[i] = run(images)
         return out
 
     return predict
 
 
+def _common_cut(members: list[keras.Model]) -> tuple[str | None, list[int]]:
+    """The backbone layer below which the classifiers share everything with the first one
+    (None: the whole backbone) and which members share it."""
+    classifiers = [i for i, m in enumerate(members) if keras_models.is_classifier(m)]
+    if not classifiers:
+        return None, []
+    first = members[classifiers[0]]
+    layers = keras_models.backbone_layers(first)
+    depth = {i: keras_models.shared_depth(first, members[i]) for i in classifiers}
+    shared = [i for i in classifiers if any(layer.weights for layer in layers[:depth[i]])]
+    deepest = min(depth[i] for i in shared)
+    if deepest == len(layers):
+        return None, shared
+    cut = layers[deepest].name
+    try:
+        keras_models.feature_extractor(first, cut)
+    except ValueError:  # a skip connection crosses the cut: share only whole backbones
+        return None, [i for i in shared if depth[i] == len(layers)]
+    return cut, shared
+
+
 def _graph(model: keras.Model) -> Callable:
     return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-
-def _share_key(model: keras.Model) -> str | None:
-    """The backbone fingerprint of a build_classifier model, else None (not shareable).
-
-    Same fingerprint = same preprocessing and backbone weights = same features in inference.
-    """
-    return keras_models.backbone_fingerprint(model) if keras_models.is_classifier(model) else None
 
 
 def accuracy_of(rows: list[dict], model: str, perturbation: str = "none",

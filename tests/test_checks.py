@@ -96,7 +96,7 @@ def test_best_epoch_check_names_the_mistake(capsys):
     assert not training.check_best_epoch("e", lambda h: "tres")
     out = capsys.readouterr().out
     assert "empezando en 0" in out and "val_loss" in out and "última época" in out
-    assert "se esperaba un entero" in out
+    assert "se esperaba un número entero de época" in out
 
 
 def test_brightness_check_names_the_mistake(capsys):
@@ -303,3 +303,61 @@ def test_paired_bootstrap_check_accepts_any_generator_and_names_mistakes(capsys)
     assert not training.check_paired_bootstrap("e", lambda a, b: (a - b).mean())
     out = capsys.readouterr().out
     assert "por separado" in out and "de su MEDIA" in out and "tres números" in out
+
+
+def _with_grad(value):
+    """``value`` as a float64 tensor that requires grad (computed without no_grad)."""
+    return torch.tensor(value, dtype=torch.float64, requires_grad=True) * 1
+
+
+@pytest.mark.parametrize("answer", [7, 7.0, np.int64(7), np.float32(7), torch.tensor(7),
+                                    _with_grad(7.0)], ids=repr)
+def test_every_form_of_a_right_number_is_accepted(answer, capsys):
+    assert checks.check_value("e", answer, 7)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer", [[8, 8], (8.0, 8.0), torch.Size([8, 8]), np.array([8, 8]),
+                                    torch.tensor([8, 8])], ids=repr)
+def test_every_form_of_a_right_pair_is_accepted(answer):
+    assert checks.check_value("e", answer, (8, 8))
+
+
+@pytest.mark.parametrize("answer", [3, 3.0, np.int64(3), torch.tensor(3), _with_grad(3.0)],
+                         ids=repr)
+def test_an_epoch_in_any_integral_form_is_accepted(answer):
+    assert training.check_best_epoch("e", lambda history: answer)
+
+
+@pytest.mark.parametrize("answer, message", [
+    ("3", "un texto"), (3.5, "3.5"), (True, "un booleano"), ({"epoca": 3}, "un diccionario")])
+def test_an_epoch_that_is_not_an_integer_is_refused_in_spanish(answer, message, capsys):
+    assert not training.check_best_epoch("e", lambda history: answer)
+    out = capsys.readouterr().out
+    assert "se esperaba un número entero de época" in out and message in out
+
+
+def test_wrong_types_get_a_spanish_sentence_never_a_traceback(capsys):
+    assert not checks.check_value("e", {"valor": 7}, 7)
+    assert not checks.check_value("e", "7", 7)
+    assert not explain.check_grad_cam_formula("e", lambda a, g: {"mapa": a})
+    assert not augment.check_cutmix_weight("e", lambda lam, *box: "0,5")
+    assert not training.check_most_confused("e", {"real": 1}, np.eye(3) + 1)
+    out = capsys.readouterr().out
+    assert out.count("un diccionario") == 3 and "un texto (str)" in out
+    assert "Error" not in out and "Traceback" not in out
+
+
+def test_maps_computed_with_autograd_on_and_as_float32_are_accepted():
+    def cam(a, g):  # a student who forgot no_grad: the result requires grad
+        a = a.clone().requires_grad_(True)
+        return torch.relu((g.mean(dim=(1, 2))[:, None, None] * a).sum(0)).float()
+
+    assert explain.check_grad_cam_formula("e", cam)
+
+    def weight(lam, y0, y1, x0, x1, h, w):
+        return torch.tensor((y1 - y0) * (x1 - x0) / (h * w), requires_grad=True)
+
+    assert augment.check_cutmix_weight("e", weight)
+    assert training.check_most_confused("e", torch.tensor([2, 0]), np.array(
+        [[5, 0, 1], [0, 5, 0], [4, 0, 5]]))

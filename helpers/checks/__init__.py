@@ -52,15 +52,67 @@ def report(exercise: str, ok: bool, success: str, problem: str, hint: str = "") 
     return Verdict(False)
 
 
+def plain(value: Any) -> Any:
+    """An answer in plain terms, whatever form the student used: torch and TensorFlow tensors
+    (any device, requiring grad or not, any float precision) become numpy arrays, 0-d arrays and
+    numpy scalars Python numbers, lists, tuples and ``torch.Size`` tuples of plain items."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch
+        value = value.detach().cpu()
+        if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
+            value = value.float()
+        value = value.numpy()
+    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray | np.generic):  # TF
+        value = value.numpy()
+    if (isinstance(value, np.ndarray) and value.ndim == 0) or isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return tuple(plain(v) for v in value)
+    return value
+
+
+def as_integer(value: Any) -> int | None:
+    """``value`` as an int when it is one in any form (7, 7.0, ``np.int64(7)``, a 0-d tensor);
+    None for text, bools, non-integral numbers and arrays."""
+    value = plain(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def describe_type(value: Any) -> str:
+    """What kind of thing ``value`` is, in Spanish, for feedback on a wrong type."""
+    names = {dict: "un diccionario", str: "un texto (str)", set: "un conjunto (set)",
+             bool: "un booleano", type(None): "None"}
+    return names.get(type(value), f"un objeto de tipo {type(value).__name__}")
+
+
+def shown_or_type(value: Any) -> str:
+    """A number or tuple as written, anything else by its kind (:func:`describe_type`)."""
+    value = plain(value)
+    if isinstance(value, bool) or not (numeric_like(value) or isinstance(value, tuple)):
+        return describe_type(value)
+    return repr(value)
+
+
 def check_value(exercise: str, answer: Any, expected: Any, hint: str = "",
                 rtol: float = 1e-5, atol: float = 1e-8) -> Verdict:
     """Compare a number, array or exact value with the expected one.
 
-    Numbers match within ``rtol``/``atol`` (as :func:`numpy.allclose`; the feedback states the
-    tolerance); a bool never matches a number (``True`` is not ``1`` here).
+    Any form of the answer is accepted (:func:`plain`: tensors, numpy scalars, lists for
+    tuples, 7.0 for 7). Numbers match within ``rtol``/``atol`` (as :func:`numpy.allclose`; the
+    feedback states the tolerance); a bool never matches a number (``True`` is not ``1`` here);
+    text, dicts and other types where a number is expected get a sentence, never a traceback.
     """
     if answer is None or answer is Ellipsis:
         return report(exercise, False, "", "todavía no hay respuesta.", hint)
+    answer, expected = plain(answer), plain(expected)
+    if numeric_like(expected) and not _is_bool(expected) and not numeric_like(answer):
+        return report(exercise, False, "", f"tu respuesta es {describe_type(answer)}; se "
+                      "esperaba un número (o un array de números).", hint)
     if _is_bool(answer) and numeric_like(expected) and not _is_bool(expected):
         return report(exercise, False, "", f"tu respuesta es un booleano ({answer!r}); se "
                       "esperaba un número.", hint)
@@ -111,14 +163,21 @@ def _show(value: Any) -> str:
 def numeric_like(value: Any) -> bool:
     """Whether ``value`` is a number or an array of numbers."""
     try:
-        return np.asarray(value).dtype.kind in "biuf"
-    except (TypeError, ValueError):
+        return np.asarray(plain(value)).dtype.kind in "biuf"
+    except (TypeError, ValueError, RuntimeError):
         return False
 
 
 def diagnose(exercise: str, got: Any, expected: np.ndarray, mistakes: dict[str, np.ndarray],
               hint: str) -> Verdict:
-    """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any."""
+    """Pass if ``got`` matches ``expected``; else name the typical mistake it matches, if any.
+
+    ``got`` may take any form (:func:`plain`); a non-numeric one gets a sentence.
+    """
+    got = plain(got)
+    if not numeric_like(got) or _is_bool(got):
+        return report(exercise, False, "", f"el resultado es {describe_type(got)}; se esperaba "
+                      f"un array de números de forma {np.shape(expected)}.", hint)
     got = np.asarray(got, dtype=float)
     if got.shape != expected.shape:
         return report(exercise, False, "", f"la forma es {got.shape}, se esperaba "

@@ -10,7 +10,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from helpers.checks import Verdict, call, check_value, diagnose, report
+from helpers.checks import (
+    Verdict,
+    call,
+    check_value,
+    describe_type,
+    diagnose,
+    numeric_like,
+    plain,
+    report,
+)
 
 
 def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
@@ -27,7 +36,11 @@ def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
         if not ok:
             return Verdict(False)
         lam, y0, y1, x0, x1, h, w = case
-        got.append(float(value))
+        value = plain(value)
+        if not numeric_like(value) or np.size(value) != 1:
+            return report(exercise, False, "", f"la función devuelve {describe_type(value)}; "
+                          "se esperaba un número (el peso de la pareja).")
+        got.append(float(np.reshape(value, ())))
         expected.append((y1 - y0) * (x1 - x0) / (h * w))
         unadjusted.append(1 - lam)
     mistakes = {"usas 1 - λ muestreado: tras recortar la caja al borde, el área pegada cambia, "

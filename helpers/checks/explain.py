@@ -7,13 +7,21 @@ Each derives its expected value itself, so a check cell shows no answer. Lessons
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, call, check_value, diagnose, report
+from helpers.checks import (
+    Verdict,
+    as_integer,
+    call,
+    check_value,
+    diagnose,
+    numeric_like,
+    plain,
+    report,
+)
 
 
 def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
@@ -25,7 +33,6 @@ def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
     ok, got = call(exercise, func, torch.tensor(a), torch.tensor(g))
     if not ok:
         return Verdict(False)
-    got = got.detach().numpy() if hasattr(got, "detach") else got
     alpha = g.mean(axis=(1, 2))[:, None, None]
     linear = (alpha * a).sum(0)
     mistakes = {
@@ -48,7 +55,6 @@ def check_guided_relu_rule(exercise: str, func: Callable) -> Verdict:
     ok, got = call(exercise, func, torch.tensor(x), torch.tensor(g))
     if not ok:
         return Verdict(False)
-    got = got.detach().numpy() if hasattr(got, "detach") else got
     mistakes = {
         "esa es la regla del gradiente normal: también deja pasar gradientes negativos.":
             g * (x > 0),
@@ -69,7 +75,6 @@ def check_ig_linear(exercise: str, func: Callable) -> Verdict:
     ok, got = call(exercise, func, torch.tensor(w), torch.tensor(x), torch.tensor(b))
     if not ok:
         return Verdict(False)
-    got = got.detach().numpy() if hasattr(got, "detach") else got
     mistakes = {"falta el factor (x - x'): eso es solo el gradiente medio.": w,
                 "se multiplicó por x en vez de por (x - x').": x * w,
                 "el signo está invertido: es (x - x'), no (x' - x).": (b - x) * w}
@@ -96,7 +101,7 @@ def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
         "α_k es la media sobre el alto y el ancho (ejes 0 y 1).":
             np.maximum(a.sum(-1) * g.mean(-1), 0),
     }
-    return diagnose(exercise, np.asarray(got), np.maximum(linear, 0), mistakes,
+    return diagnose(exercise, got, np.maximum(linear, 0), mistakes,
                      "α = G.mean(axis=(0, 1)); mapa = ReLU((A * α).sum(axis=-1)).")
 
 
@@ -118,11 +123,8 @@ def check_feature_map_size(exercise: str, answer: Any, model, layer: str, size: 
         handle.remove()
         model.train(training)
     expected = shapes[0]
-    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool) and \
-            expected[0] == expected[1]:
+    if as_integer(answer) is not None and expected[0] == expected[1]:
         expected = expected[0]
-    elif isinstance(answer, list):
-        answer = tuple(answer)
     return check_value(exercise, answer, expected,
                        "cada reducción (stride 2 o max-pool) divide el lado entre 2.")
 
@@ -147,7 +149,7 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
         if not torch.equal(image, x[i:i + 1]):
             return report(exercise, False, "", "la función modificó la imagen de entrada.",
                           "trabaja sobre una copia: imagen.detach().clone().requires_grad_(True).")
-        got.append(np.asarray(torch.as_tensor(value).detach().cpu(), dtype=float))
+        got.append(np.asarray(plain(value)))
         expected.append(saliency(model, image, target)[0].cpu().numpy())
         copy = image.to(_device_of(model)).requires_grad_(True)
         grads.append(torch.autograd.grad(model(copy)[0, target], copy)[0][0].cpu().numpy())
@@ -175,7 +177,7 @@ def check_smoothgrad_sigma_zero(exercise: str, answer: Any, model, x) -> Verdict
 
 def check_guided_grad_cam_product(exercise: str, answer: Any, gbp, cam) -> Verdict:
     """``answer`` must be Guided Grad-CAM of image 0: ``gbp[0] * cam[0]`` (broadcast) [C,H,W]."""
-    got = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, float)
+    got = plain(answer)
     g, c = np.asarray(gbp[0].cpu(), float), np.asarray(cam[0].cpu(), float)
     mistakes = {"se sumó el mapa en vez de multiplicarlo.": g + c,
                 "falta Grad-CAM: eso es solo Guided Backprop.": g}
@@ -237,7 +239,7 @@ def check_keras_map_size(exercise: str, answer: Any, model, layer: str) -> Verdi
     from helpers.keras.explain import split_model
 
     expected = tuple(int(v) for v in split_model(model, layer).outputs[0].shape[1:3])
-    return check_value(exercise, tuple(answer) if isinstance(answer, list) else answer, expected,
+    return check_value(exercise, answer, expected,
                        "la activación tiene forma [N, h, w, K]: el tamaño del mapa es (h, w).")
 
 
@@ -256,7 +258,9 @@ def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
                 "se dividió por el área de la máscara, no por la masa total del mapa.":
                 np.abs(m)[mask].sum() / mask.sum(),
                 "es la fracción de FUERA de la máscara.": np.abs(m)[~mask].sum() / np.abs(m).sum()}
-    return diagnose(exercise, np.asarray(got, float).reshape(()),
+    got = plain(got)
+    return diagnose(exercise, np.reshape(got, ()) if numeric_like(got) and np.size(got) == 1
+                    else got,
                     mass_inside(m[None], mask[None])[0], mistakes,
                     "masa dentro = |mapa|[mascara].sum() / |mapa|.sum().")
 
@@ -271,8 +275,6 @@ def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
     ok, got = call(exercise, func, [(name, v.copy()) for name, v in rows])
     if not ok:
         return Verdict(False)
-    if hasattr(got, "detach"):
-        got = got.detach().cpu().numpy()
     steps = np.stack([v for _, v in rows])
     with_one = np.vstack([np.ones(6), steps])
     mistakes = {

@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, call, check_value, diagnose, report
+from helpers.checks import (
+    Verdict,
+    as_integer,
+    call,
+    check_value,
+    diagnose,
+    plain,
+    report,
+    shown_or_type,
+)
 
 
 def check_best_epoch(exercise: str, func: Callable) -> Verdict:
@@ -21,10 +30,10 @@ def check_best_epoch(exercise: str, func: Callable) -> Verdict:
     ok, got = call(exercise, func, history)
     if not ok:
         return Verdict(False)
-    try:
-        value = int(got)
-    except (TypeError, ValueError):
-        return report(exercise, False, "", f"se esperaba un entero, no {got!r}.")
+    value = as_integer(got)
+    if value is None:
+        return report(exercise, False, "", "se esperaba un número entero de época, no "
+                      f"{shown_or_type(got)}.")
     mistakes = {2: "es el índice empezando en 0: las épocas se cuentan desde 1.",
                 5: "es la última época con el máximo (o la de menor val_loss): con empate "
                    "EarlyStopping se queda con la primera, y aquí se vigila val_accuracy.",
@@ -89,14 +98,15 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
     off = cm.copy()
     np.fill_diagonal(off, -1)
     expected = tuple(int(v) for v in np.unravel_index(np.argmax(off), cm.shape))
-    try:
-        if classes is not None:
-            answer = tuple(list(classes).index(v) if isinstance(v, str) else -1 for v in answer)
-        pair = tuple(int(v) for v in answer)
-    except (TypeError, ValueError):
+    answer = plain(answer)
+    answer = tuple(answer.tolist()) if isinstance(answer, np.ndarray) else answer
+    if classes is not None and isinstance(answer, tuple):
+        answer = tuple(list(classes).index(v) if v in classes else -1 for v in answer)
+    pair = tuple(as_integer(v) for v in answer) if isinstance(answer, tuple) else None
+    if pair is None or None in pair:
         kind = "nombres de clase" if classes is not None else "índices"
         return report(exercise, False, "", f"se esperaba una pareja (real, predicha) de "
-                      f"{kind}, no {answer!r}.")
+                      f"{kind}, no {shown_or_type(answer)}.")
     hint = "pon a cero (o a -1) la diagonal de una copia de cm y busca su máximo con np.argmax."
     if len(pair) != 2 or not all(0 <= v < len(cm) for v in pair):
         valid = (f"nombres de {list(classes)}" if classes is not None
@@ -148,7 +158,7 @@ def check_paired_bootstrap(exercise: str, func: Callable) -> Verdict:
     values = _three_numbers(got)
     if values is None:
         return report(exercise, False, "", f"se esperaba (media, extremo inferior, extremo "
-                      f"superior), tres números; la función devolvió {got!r}.")
+                      f"superior), tres números; la función devolvió {shown_or_type(got)}.")
     ref = bootstrap_mean(a - b, n_boot=20000)
     mean, low, high = values
     width = ref.high - ref.low
@@ -175,8 +185,9 @@ def _three_numbers(value: Any) -> tuple[float, float, float] | None:
     """``(value, low, high)`` from a sequence of three numbers or an object with those fields."""
     if all(hasattr(value, f) for f in ("value", "low", "high")):
         value = (value.value, value.low, value.high)
-    try:
-        out = [float(v.item() if hasattr(v, "item") else v) for v in value]
-    except (TypeError, ValueError):
+    value = plain(value)
+    value = tuple(value.tolist()) if isinstance(value, np.ndarray) else value
+    if not isinstance(value, tuple) or len(value) != 3 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         return None
-    return tuple(out) if len(out) == 3 and all(np.isfinite(out)) else None
+    return tuple(float(v) for v in value) if all(np.isfinite(value)) else None

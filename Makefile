@@ -1,10 +1,11 @@
-# make test | make run | make student | make grading-demo | make lab   (see README.md)
+# make test | make run | make student | make autograde | make export | make grading-demo | make lab
+# (see README.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CELL_TIMEOUT ?= 900
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit run student grading-demo lab lint clean checkpoints
+.PHONY: install test unit run student autograde export formgrader grading-demo lab lint clean checkpoints
 
 install: $(STAMP)
 
@@ -29,6 +30,17 @@ run: install
 ## Student versions from nbgrader (course in build/nbgrader/, released notebooks in build/student/).
 student: install
 	$(PY) tools/grading.py release
+
+## Autograde every submission in build/nbgrader/submitted/, then grades to build/nbgrader/grades.csv.
+autograde: install
+	$(PY) tools/grading.py autograde
+
+export: install
+	$(PY) tools/grading.py export
+
+## nbgrader's web grader of the course (open questions), venv on PATH (nbgrader calls alembic).
+formgrader: install
+	cd build/nbgrader && PATH="$(abspath $(VENV))/bin:$$PATH" nbgrader formgrader
 
 ## nbgrader round trip on every notebook: validate, solutions vs blank stubs, autograde, CSV.
 grading-demo: install

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.data import resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import grading  # noqa: E402
@@ -158,3 +160,16 @@ def test_autograde_round_trip_gives_full_marks_with_solutions_and_zero_without(t
         assert (error["ename"], error["evalue"]) in {
             ("NotImplementedError", "Escribe aquí tu solución"),
             ("ExerciseError", "Ejercicio 1: la función aún no está implementada.")}
+    # a student who submitted nothing and one whose submission is not autograded yet: an empty
+    # score with its status, never a 0 that looks like a grade
+    (tmp_path / "students.csv").write_text("id\nausente\nen_cola\n")
+    grading.nbgrader(tmp_path, "db", "student", "import", "students.csv")
+    grading.submit(tmp_path, "en_cola", notebooks[0].stem, notebooks[0])
+    status = {(r["assignment"], r["student_id"]): (r["score"], r["status"])
+              for r in grading.export(tmp_path, tmp_path / "grades.csv")}
+    assert status[(notebooks[0].stem, "ausente")] == ("", "sin entregar")
+    assert status[(notebooks[0].stem, "en_cola")] == ("", "entregado, sin corregir")
+    assert status[(notebooks[0].stem, grading.SOLVED)] == (8.0, "falta la pregunta abierta "
+                                                              "(formgrader)")
+    config = (tmp_path / "nbgrader_config.py").read_text()
+    assert f"os.environ.setdefault('XAI_DATA_DIR', {str(resolve.data_dir())!r})" in config

@@ -2,16 +2,22 @@
 
 Usage:
   python tools/grading.py release [--course build/nbgrader] [--out build/student] [NB ...]
+  python tools/grading.py autograde [--course build/nbgrader]
+  python tools/grading.py export [--course build/nbgrader] [--to grades.csv]
   python tools/grading.py demo    [--course build/nbgrader] [NB ...]
   python tools/grading.py validate [NB ...]
 
 ``validate`` runs ``nbgrader validate`` on each notebook with its solutions (all checks must
 pass). ``release`` copies each notebook into an nbgrader course (one assignment per notebook, named
 after it), runs ``nbgrader generate_assignment`` and copies the released student versions to
-``--out``. ``demo`` also submits each notebook twice: as ``con_soluciones`` (the notebook with its
-solutions) and as ``sin_responder`` (the released stubs), runs ``nbgrader autograde`` and
-``nbgrader export`` (CSV from nbgrader's SQLite gradebook) and checks that the first student gets
-every autograded point and the second none. NB: notebook paths or stems (``12``); default all.
+``--out``; the course config records the data, cache and profile of that moment
+(``XAI_DATA_DIR``, ``XAI_CACHE_DIR``, ``XAI_PROFILE``) as defaults for autograde. ``autograde``
+grades every submission in ``<course>/submitted/``; ``export`` writes one CSV row per student and
+notebook with a ``status`` column: a notebook not submitted or not yet autograded has an empty
+score, never a 0. ``demo`` also submits each notebook twice: as ``con_soluciones`` (the
+notebook with its solutions) and as ``sin_responder`` (the released stubs), runs autograde and
+export and checks that the first student gets every autograded point and the second none.
+NB: notebook paths or stems (``12``); default all.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ c.ClearSolutions.text_stub = {TEXT_STUB!r}
 c.Execute.timeout = 1800  # per cell: some cells train a model when no checkpoint exists
 # a failed check raises in the kernel (autograde gives its cell no points), see helpers.checks
 os.environ["XAI_STRICT_CHECKS"] = "1"
+# where the notebooks find the data and the trained models, and the sizes they run at: the
+# values of `make student` unless the shell that runs autograde sets them
 '''
 
 
@@ -87,7 +95,7 @@ def release(notebooks: list[Path], course: Path, out: Path | None) -> None:
     """A fresh course with one assignment per notebook; the student versions in ``out``."""
     shutil.rmtree(course, ignore_errors=True)
     course.mkdir(parents=True)
-    (course / "nbgrader_config.py").write_text(CONFIG)
+    (course / "nbgrader_config.py").write_text(CONFIG + course_environment())
     for path in notebooks:
         source = course / "source" / path.stem
         source.mkdir(parents=True)
@@ -96,6 +104,61 @@ def release(notebooks: list[Path], course: Path, out: Path | None) -> None:
     for path in notebooks if out is not None else []:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(course / "release" / path.stem / path.name, out / path.name)
+
+
+def course_environment() -> str:
+    """Config lines that default the course's ``XAI_*`` variables to this process's values."""
+    sys.path.insert(0, str(ROOT))
+    from helpers.data.resolve import CACHE_ENV, DATA_ENV, cache_root, data_dir
+    from helpers.profile import ENV_VAR, get_profile
+
+    values = {DATA_ENV: str(data_dir()), CACHE_ENV: str(cache_root()),
+              ENV_VAR: get_profile().name}
+    return "".join(f"os.environ.setdefault({k!r}, {v!r})\n" for k, v in values.items())
+
+
+def autograde(course: Path) -> None:
+    """``nbgrader autograde`` of every submission in ``course/submitted``."""
+    if not any((course / "submitted").glob("*/*")):
+        raise SystemExit(f"no submissions in {course / 'submitted'}: put each one in "
+                         "submitted/<student_id>/<notebook stem>/<notebook>.ipynb")
+    nbgrader(course, "autograde", "*")
+
+
+STATUS = {"graded": "corregido", "manual": "falta la pregunta abierta (formgrader)",
+          "pending": "entregado, sin corregir", "missing": "sin entregar"}
+
+
+def export(course: Path, dest: Path) -> list[dict]:
+    """Grades CSV from the gradebook: nbgrader's columns plus ``status`` (:data:`STATUS`);
+    a notebook not submitted or not yet autograded gets an empty score, not 0."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for assignment in gradebook.assignments:
+            for student in gradebook.students:
+                row = {"assignment": assignment.name, "student_id": student.id,
+                       "last_name": student.last_name or "",
+                       "first_name": student.first_name or "",
+                       "timestamp": "", "score": "", "max_score": assignment.max_score}
+                try:
+                    sub = gradebook.find_submission(assignment.name, student.id)
+                except MissingEntry:
+                    sent = (course / "submitted" / student.id / assignment.name).is_dir()
+                    row["status"] = STATUS["pending" if sent else "missing"]
+                else:
+                    row.update(timestamp=sub.timestamp or "", score=sub.score,
+                               status=STATUS["manual" if sub.needs_manual_grade else "graded"])
+                rows.append(row)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["assignment", "student_id", "last_name", "first_name",
+                                    "timestamp", "score", "max_score", "status"])
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{len(rows)} filas en {dest}")
+    return rows
 
 
 def submit(course: Path, student: str, assignment: str, notebook: Path) -> None:
@@ -122,8 +185,7 @@ def demo(notebooks: list[Path], course: Path) -> list[dict]:
         submit(course, SOLVED, path.stem, path)
         submit(course, BLANK, path.stem, course / "release" / path.stem / path.name)
     nbgrader(course, "autograde", "*", "--force")
-    nbgrader(course, "export", "--to", "grades.csv")
-    rows = list(csv.DictReader((course / "grades.csv").open()))
+    rows = export(course, course / "grades.csv")
     problems = []
     for path in notebooks:
         full = autograded_points(path)
@@ -141,16 +203,23 @@ def demo(notebooks: list[Path], course: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["release", "demo", "validate"])
+    parser.add_argument("action",
+                        choices=["release", "autograde", "export", "demo", "validate"])
     parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--course", type=Path, default=ROOT / "build" / "nbgrader")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "student")
+    parser.add_argument("--to", type=Path, default=None,
+                        help="CSV written by export (default: <course>/grades.csv)")
     args = parser.parse_args()
     notebooks = select(args.notebooks)
     if args.action == "release":
         release(notebooks, args.course.resolve(), args.out.resolve())
     elif args.action == "validate":
         validate(notebooks)
+    elif args.action == "autograde":
+        autograde(args.course.resolve())
+    elif args.action == "export":
+        export(args.course.resolve(), (args.to or args.course / "grades.csv").resolve())
     else:
         demo(notebooks, args.course.resolve())
 

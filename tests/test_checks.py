@@ -202,12 +202,8 @@ def test_fair_checks_bools_none_returns_and_stated_tolerances(capsys):
 
 
 def test_data_checks_derive_the_expected_value():
-    labels, classes = np.array([0, 3, 3, 1, 3]), ["a", "b", "c", "cat"]
-    assert data.check_class_count("e", 3, labels, classes, "cat")
-    assert not data.check_class_count("e", 2, labels, classes, "cat")
     images = [(np.zeros((5, 9, 3)), 0), (np.zeros((2, 2, 3)), 1)]
     assert data.check_shorter_side("e", 5, images) and not data.check_shorter_side("e", 9, images)
-    assert data.check_batches_per_epoch("e", 2, images)
     assert data.check_one_hot_batch_shape("e", (32, 102), 32, 1020, 102)
     assert data.check_one_hot_batch_shape("e", [20, 102], 32, 20, 102)
     assert not data.check_one_hot_batch_shape("e", (32, 102), 32, 20, 102)
@@ -221,8 +217,6 @@ def test_confusion_checks_accept_names_ties_and_reject_reversed_pairs(capsys):
     assert training.check_most_confused("e", (1, 2), cm)
     assert not training.check_most_confused("e", ("dog", "cat"), cm, names)
     assert not training.check_most_confused("e", ("cat", "bird"), cm, names)
-    assert training.check_accuracy_from_confusion("e", 20 / 27, cm)
-    assert not training.check_accuracy_from_confusion("e", 20 / 9, cm)
     correct = np.array([1, 1, 1, 0] * 25, dtype=bool)
     assert training.check_standard_error("e", np.sqrt(0.75 * 0.25 / 100), correct)
     assert not training.check_standard_error("e", np.sqrt(75 * 25 / 100), correct)  # percents
@@ -361,3 +355,71 @@ def test_maps_computed_with_autograd_on_and_as_float32_are_accepted():
     assert augment.check_cutmix_weight("e", weight)
     assert training.check_most_confused("e", torch.tensor([2, 0]), np.array(
         [[5, 0, 1], [0, 5, 0], [4, 0, 5]]))
+
+
+def test_count_per_class_check_needs_the_empty_classes(capsys):
+    assert data.check_count_per_class("e", lambda y, k: np.bincount(y, minlength=k))
+    assert data.check_count_per_class("e", lambda y, k: [int((y == c).sum()) for c in range(k)])
+    assert not data.check_count_per_class("e", lambda y, k: np.bincount(y))
+    assert not data.check_count_per_class("e", lambda y, k: np.bincount(y, minlength=k) / len(y))
+    out = capsys.readouterr().out
+    assert "clases sin ninguna imagen" in out and "fracciones" in out
+
+
+def test_batches_function_check_names_floor_and_the_extra_batch(capsys):
+    assert data.check_batches_function("e", lambda n, b: -(-n // b))
+    assert data.check_batches_function("e", lambda n, b: torch.tensor(float(np.ceil(n / b))))
+    assert not data.check_batches_function("e", lambda n, b: n // b)
+    assert not data.check_batches_function("e", lambda n, b: n // b + 1)
+    assert not data.check_batches_function("e", lambda n, b: n / b)
+    out = capsys.readouterr().out
+    assert "hacia abajo" in out and "múltiplo" in out and "entero" in out
+
+
+def test_accuracy_function_check_tells_accuracy_from_balanced_accuracy(capsys):
+    assert training.check_accuracy_function("e", lambda cm: np.trace(cm) / cm.sum())
+    assert training.check_accuracy_function("e", lambda cm: torch.tensor(cm).diag().sum() /
+                                            torch.tensor(cm).sum())
+    assert not training.check_accuracy_function(
+        "e", lambda cm: np.mean(np.diag(cm) / cm.sum(1)))
+    assert not training.check_accuracy_function("e", lambda cm: 100 * np.trace(cm) / cm.sum())
+    out = capsys.readouterr().out
+    assert "exactitud equilibrada" in out and "porcentaje" in out
+
+
+def test_patch_drop_check_names_logit_fill_sign_axes_and_class(capsys):
+    from toy_models import SmallConvNet
+
+    from helpers.torch.normalization import CIFAR10
+
+    torch.manual_seed(0)
+    model = SmallConvNet().eval()
+    model.normalization = CIFAR10
+    x = torch.randn(3, 3, 32, 32)
+
+    def right(m, image, cls, row, col, patch, fill=None, score=torch.softmax, swap=False,
+              sign=1, in_place=False):
+        painted = image if in_place else image.clone()
+        gray = m.normalization.constant(image, 0.5) if fill is None else fill(image)
+        r, c = (col, row) if swap else (row, col)
+        painted[..., r:r + patch, c:c + patch] = gray[..., r:r + patch, c:c + patch]
+        with torch.no_grad():
+            before = score(m(image), 1)[0, cls] if score else m(image)[0, cls]
+            after = score(m(painted), 1)[0, cls] if score else m(painted)[0, cls]
+        return sign * (before - after)
+
+    assert explain.check_patch_drop("e", right, model, x)
+    assert explain.check_patch_drop("e", lambda *a: float(right(*a)), model, x)
+    wrong = {"LOGIT": {"score": None}, "color medio": {"fill": torch.zeros_like},
+             "sin normalizar": {"fill": lambda im: torch.full_like(im, 0.5)},
+             "signo": {"sign": -1}, "intercambiadas": {"swap": True},
+             "modificó la imagen": {"in_place": True}}
+    for message, kw in wrong.items():
+        assert not explain.check_patch_drop("e", lambda *a, kw=kw: right(*a, **kw), model, x)
+        assert message in capsys.readouterr().out, message
+
+    def predicted(m, image, cls, *square):
+        return right(m, image, int(m(image).argmax()), *square)
+
+    assert not explain.check_patch_drop("e", predicted, model, x)
+    assert "clase predicha" in capsys.readouterr().out

@@ -5,21 +5,11 @@ Lessons: ``00_entorno_y_datos.ipynb`` and ``10_flowers102_datos_y_pipeline.ipynb
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, check_value
-
-
-def check_class_count(exercise: str, answer: Any, labels: np.ndarray, classes: Sequence[str],
-                      name: str) -> Verdict:
-    """``answer`` must be how many of ``labels`` belong to the class called ``name``."""
-    expected = int(np.sum(np.asarray(labels) == list(classes).index(name)))
-    return check_value(exercise, answer, expected,
-                       "compara las etiquetas con el índice de la clase en la lista de nombres "
-                       "y suma los aciertos.")
+from helpers.checks import Verdict, call, check_value, diagnose, numeric_like, plain, report
 
 
 def check_shorter_side(exercise: str, answer: Any, dataset) -> Verdict:
@@ -30,13 +20,6 @@ def check_shorter_side(exercise: str, answer: Any, dataset) -> Verdict:
                        "(alto, ancho).")
 
 
-def check_batches_per_epoch(exercise: str, answer: Any, dataset) -> Verdict:
-    """``answer`` must be the number of batches one pass over ``dataset`` yields."""
-    return check_value(exercise, answer, sum(1 for _ in dataset),
-                       "divide el número de imágenes entre el tamaño de lote y redondea hacia "
-                       "arriba.")
-
-
 def check_one_hot_batch_shape(exercise: str, answer: Any, batch_size: int, n_examples: int,
                               num_classes: int) -> Verdict:
     """``answer`` must be the shape of the first batch's one-hot labels."""
@@ -44,3 +27,51 @@ def check_one_hot_batch_shape(exercise: str, answer: Any, batch_size: int, n_exa
                        (min(batch_size, n_examples), num_classes),
                        "usa make_pipeline(..., one_hot=102) y mira .shape de las etiquetas "
                        "del primer lote.")
+
+
+def check_count_per_class(exercise: str, func) -> Verdict:
+    """``func(labels, num_classes)`` must give the images of each class, an int array
+    [num_classes]; checked on unseen labels where the last classes have no image."""
+    labels = np.random.default_rng(31).integers(0, 5, 40)
+    for case, num_classes in ((labels, 7), (labels % 3, 3)):
+        ok, got = call(exercise, func, case.copy(), num_classes)
+        if not ok:
+            return Verdict(False)
+        expected = np.bincount(case, minlength=num_classes)
+        got = plain(got)
+        if numeric_like(got) and np.shape(got) == (case.max() + 1,) != expected.shape:
+            return report(exercise, False, "", "faltan las clases sin ninguna imagen (las "
+                          "últimas): el resultado debe tener una entrada por clase, también "
+                          "las que valen 0.", "np.bincount tiene un argumento para eso.")
+        verdict = diagnose(exercise, got, expected, {
+            "son fracciones, no números de imágenes.": expected / len(case)},
+            "cuenta cuántas etiquetas valen 0, 1, ..., num_clases - 1.", quiet_success=True)
+        if not verdict:
+            return verdict
+    return report(exercise, True, "correcto (comprobado con etiquetas nuevas, también con "
+                  "clases sin imágenes).", "")
+
+
+def check_batches_function(exercise: str, func) -> Verdict:
+    """``func(n_images, batch_size)`` must give the batches of one epoch (the last one may be
+    incomplete), as ``tf.data``'s ``batch`` makes them; checked on unseen sizes."""
+    import tensorflow as tf
+
+    cases = [(1020, 32), (1024, 32), (7, 10), (100, 1), (33, 32)]
+    got = []
+    for n, b in cases:
+        ok, value = call(exercise, func, n, b)
+        if not ok:
+            return Verdict(False)
+        got.append(plain(value))
+    if not all(numeric_like(v) and np.size(v) == 1 for v in got):
+        return report(exercise, False, "", "la función debe devolver un número por llamada.")
+    expected = np.array([int(tf.data.Dataset.range(n).batch(b).cardinality())
+                         for n, b in cases])
+    return diagnose(exercise, np.ravel(got), expected, {
+        "redondeas hacia abajo: el último lote, aunque esté incompleto, también es un lote.":
+            np.array([n // b for n, b in cases]),
+        "n // lote + 1 cuenta un lote de más cuando n es múltiplo del tamaño de lote.":
+            np.array([n // b + 1 for n, b in cases]),
+        "falta redondear: el número de lotes es un entero.": np.array([n / b for n, b in cases]),
+    }, "un lote más si sobran imágenes; ninguno más si no sobran.")

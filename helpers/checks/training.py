@@ -17,6 +17,7 @@ from helpers.checks import (
     call,
     check_value,
     diagnose,
+    numeric_like,
     plain,
     report,
     shown_or_type,
@@ -126,14 +127,6 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
                   f"{int(off[expected])}.", hint)
 
 
-def check_accuracy_from_confusion(exercise: str, answer: Any, cm: np.ndarray) -> Verdict:
-    """``answer`` must be the overall accuracy of the confusion matrix ``cm``."""
-    cm = np.asarray(cm)
-    return check_value(exercise, answer, float(np.trace(cm) / cm.sum()),
-                       "los aciertos están en la diagonal de la matriz; divide entre el total "
-                       "de imágenes.", rtol=1e-6)
-
-
 def check_standard_error(exercise: str, answer: Any, correct: np.ndarray) -> Verdict:
     """``answer`` must be the binomial standard error of the accuracy of ``correct`` (bools)."""
     correct = np.asarray(correct, dtype=float)
@@ -191,3 +184,30 @@ def _three_numbers(value: Any) -> tuple[float, float, float] | None:
             isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         return None
     return tuple(float(v) for v in value) if all(np.isfinite(value)) else None
+
+
+def check_accuracy_function(exercise: str, func: Callable) -> Verdict:
+    """``func(cm)`` must give the overall accuracy of a confusion matrix ``cm[real, predicted]``;
+    checked on unseen matrices with unequal classes (where balanced accuracy differs)."""
+    rng = np.random.default_rng(17)
+    matrices = [np.array([[50, 2, 3], [10, 5, 0], [4, 1, 25]]),
+                rng.integers(0, 9, (4, 4)) + np.diag([40, 3, 12, 0])]
+    got = []
+    for cm in matrices:
+        ok, value = call(exercise, func, cm.copy())
+        if not ok:
+            return Verdict(False)
+        got.append(plain(value))
+    if not all(numeric_like(v) and np.size(v) == 1 for v in got):
+        return report(exercise, False, "", "la función debe devolver un número (la exactitud).")
+    acc = np.array([np.trace(cm) / cm.sum() for cm in matrices])
+    mistakes = {
+        "es la media de las exactitudes por clase (exactitud equilibrada): coincide con la "
+        "exactitud solo si todas las clases tienen el mismo número de imágenes.":
+            np.array([np.mean(np.diag(cm) / np.maximum(cm.sum(1), 1)) for cm in matrices]),
+        "dividiste entre el número de clases, no entre el número de imágenes.":
+            np.array([np.trace(cm) / len(cm) for cm in matrices]),
+        "es la tasa de error (1 - exactitud).": 1 - acc,
+        "es un porcentaje: la exactitud se pide como fracción entre 0 y 1.": 100 * acc}
+    return diagnose(exercise, np.ravel(got), acc, mistakes,
+                    "aciertos (la diagonal) entre el total de imágenes de la matriz.")

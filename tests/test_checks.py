@@ -246,7 +246,6 @@ def test_torch_explanation_checks_derive_the_expected_value(capsys):
     assert not explain.check_guided_grad_cam_product("e", gbp[0], gbp, cam)
     assert explain.check_occlusion_passes("e", 170, size=32, patch=8, stride=2)
     assert not explain.check_occlusion_passes("e", 169, size=32, patch=8, stride=2)
-    assert explain.check_smoothgrad_sigma_zero("e", 0.0, model, x)
     a, b = np.arange(16.0).reshape(4, 4), np.arange(16.0)[::-1].reshape(4, 4)
     assert explain.check_spearman("e", -1.0, a, b) and not explain.check_spearman("e", 1.0, a, b)
     ig, fx, fb = np.ones((2, 3, 3)), np.array([5.0, 1.0]), np.array([-3.0, 0.0])
@@ -423,3 +422,32 @@ def test_patch_drop_check_names_logit_fill_sign_axes_and_class(capsys):
 
     assert not explain.check_patch_drop("e", predicted, model, x)
     assert "clase predicha" in capsys.readouterr().out
+
+
+def test_the_answer_lookup_guard_finds_printed_answers_only_as_whole_numbers():
+    import nbval_answers as guard
+
+    assert guard.answer_shown("✅ Ejercicio 2: correcto (0,1234; se admite un error relativo "
+                              "de 1e-05 o absoluto de 1e-08).") == ("Ejercicio 2", "0,1234")
+    assert guard.answer_shown("✅ Ejercicio 1: correcto ((32, 102)).") == ("Ejercicio 1",
+                                                                          "(32, 102)")
+    assert guard.answer_shown("✅ Ejercicio 1: correcto (7).") is None  # a single digit
+    assert guard.answer_shown("✅ Ejercicio 1: correcto (se admite un error relativo de "
+                              "1e-04).") is None  # a function exercise shows no value
+    assert guard.appears_in("0,1234", "la brecha es 0,1234 en la imagen 0")
+    assert not guard.appears_in("0,1234", "vale 10,12345")
+    assert guard.appears_in("170", "hay 170 pasadas")
+    assert not guard.appears_in("170", "hay 1170 pasadas y 170,5 s")
+
+
+def test_smoothgrad_average_check_names_image_averaging_sum_and_missing_noise(capsys):
+    assert explain.check_smoothgrad_average("e", lambda m, im, r: m(im + r).mean(0))
+    assert explain.check_smoothgrad_average(
+        "e", lambda m, im, r: sum(m(im + r[k:k + 1])[0] for k in range(len(r))) / len(r))
+    wrong = {"promediaste las imágenes": lambda m, im, r: m((im + r).mean(0, keepdim=True))[0],
+             "sin dividir": lambda m, im, r: m(im + r).sum(0),
+             "falta el ruido": lambda m, im, r: m(im)[0],
+             "modificó": lambda m, im, r: m(im.add_(r[:1])).mean(0)}
+    for message, func in wrong.items():
+        assert not explain.check_smoothgrad_average("e", func)
+        assert message in capsys.readouterr().out, message

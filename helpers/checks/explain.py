@@ -103,7 +103,8 @@ def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
             np.maximum(a.sum(-1) * g.mean(-1), 0),
     }
     return diagnose(exercise, got, np.maximum(linear, 0), mistakes,
-                     "α = G.mean(axis=(0, 1)); mapa = ReLU((A * α).sum(axis=-1)).")
+                     "α_k: media de G_k sobre el alto y el ancho; mapa: ReLU de la suma de "
+                    "α_k A_k sobre los canales (el último eje en Keras).")
 
 
 def check_feature_map_size(exercise: str, answer: Any, model, layer: str, size: int) -> Verdict:
@@ -149,7 +150,7 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
             return Verdict(False)
         if not torch.equal(image, x[i:i + 1]):
             return report(exercise, False, "", "la función modificó la imagen de entrada.",
-                          "trabaja sobre una copia: imagen.detach().clone().requires_grad_(True).")
+                          "trabaja sobre una copia de la imagen que pida gradiente.")
         got.append(np.asarray(plain(value)))
         expected.append(saliency(model, image, target)[0].cpu().numpy())
         copy = image.to(_device_of(model)).requires_grad_(True)
@@ -164,16 +165,6 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
     return diagnose(exercise, np.stack(got), np.stack(expected), mistakes,
                     "gradiente del LOGIT de la clase respecto a la copia; valor absoluto; "
                     "máximo sobre canales (dim=1).")
-
-
-def check_smoothgrad_sigma_zero(exercise: str, answer: Any, model, x) -> Verdict:
-    """``answer``: max |smoothgrad(saliency, sigma=0, n_samples=4) - saliency| over ``x``."""
-    from helpers.torch.explain import saliency, smoothgrad
-
-    expected = (smoothgrad(saliency, model, x, n_samples=4, sigma=0.0)
-                - saliency(model, x)).abs().max().item()
-    return check_value(exercise, answer, expected, "sin ruido, las n copias son la misma imagen "
-                       "y su media es el mapa original.", rtol=0.0, atol=1e-5)
 
 
 def check_guided_grad_cam_product(exercise: str, answer: Any, gbp, cam) -> Verdict:
@@ -211,8 +202,8 @@ def check_spearman(exercise: str, answer: Any, a, b) -> Verdict:
     from helpers.core.similarity import spearman
 
     expected = float(spearman(np.asarray(a)[None], np.asarray(b)[None], absolute=False)[0])
-    return check_value(exercise, answer, expected, "spearmanr(a.ravel(), b.ravel()).statistic.",
-                       rtol=1e-6)
+    return check_value(exercise, answer, expected,
+                       "aplana los dos mapas y usa la correlación de rangos de scipy.", rtol=1e-6)
 
 
 def check_gap_from_parts(exercise: str, answer: Any, attributions, logit_x, logit_reference,
@@ -252,7 +243,8 @@ def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
     return diagnose(exercise, np.reshape(got, ()) if numeric_like(got) and np.size(got) == 1
                     else got,
                     mass_inside(m[None], mask[None])[0], mistakes,
-                    "masa dentro = |mapa|[mascara].sum() / |mapa|.sum().")
+                    "la masa es la suma de |mapa|: la de dentro de la máscara entre la "
+                    "total.")
 
 
 def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
@@ -346,3 +338,36 @@ def check_patch_drop(exercise: str, func: Callable, model, unseen) -> Verdict:
     return diagnose(exercise, np.array(got), expected, mistakes,
                     "compara la probabilidad de `clase` en la imagen y en una copia con ese "
                     "cuadrado gris (del espacio de entrada del modelo).")
+
+
+def check_smoothgrad_average(exercise: str, func: Callable) -> Verdict:
+    """``func(saliency_map, image, noises)``: SmoothGrad's map, the mean over k of
+    ``saliency_map(image + noises[k])``; checked with a map function, an image and noises the
+    notebook never used (a non-linear map, so averaging images first gives another result)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(13)
+    image = torch.randn(1, 3, 6, 5, generator=gen, dtype=torch.float64)
+    noises = 0.3 * torch.randn(7, 3, 6, 5, generator=gen, dtype=torch.float64)
+    weights = torch.randn(3, 1, 1, generator=gen, dtype=torch.float64)
+
+    def saliency_map(batch):  # a stand-in for a saliency method: [N, 3, H, W] -> [N, H, W]
+        return ((batch * weights) ** 2).sum(1).sqrt()
+
+    kept = image.clone(), noises.clone()
+    ok, got = call(exercise, func, saliency_map, image, noises)
+    if not ok:
+        return Verdict(False)
+    if not (torch.equal(image, kept[0]) and torch.equal(noises, kept[1])):
+        return report(exercise, False, "", "la función modificó la imagen o los ruidos.")
+    maps = saliency_map(image + noises)
+    mistakes = {
+        "promediaste las imágenes ruidosas y calculaste un solo mapa: SmoothGrad promedia los "
+        "MAPAS de las copias.": saliency_map((image + noises).mean(0, keepdim=True))[0],
+        "sumaste los mapas sin dividir entre el número de copias.": maps.sum(0),
+        "falta el ruido: ese es el mapa de la imagen original.": saliency_map(image)[0],
+        "es el mapa de los ruidos solos: el ruido se suma a la imagen.":
+            saliency_map(noises).mean(0)}
+    return diagnose(exercise, got, maps.mean(0).numpy(), {k: v.numpy() for k, v in
+                                                         mistakes.items()},
+                    "un mapa por copia ruidosa (imagen + ruido k) y la media de esos mapas.")

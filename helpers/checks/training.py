@@ -39,7 +39,7 @@ def check_best_epoch(exercise: str, func: Callable) -> Verdict:
                 5: "es la última época con el máximo (o la de menor val_loss): con empate "
                    "EarlyStopping se queda con la primera, y aquí se vigila val_accuracy.",
                 6: "es la última época entrenada, no la mejor."}
-    hint = "np.argmax(historia['val_accuracy']) da la primera posición del máximo; suma 1."
+    hint = "la primera posición del máximo de val_accuracy, con las épocas contadas desde 1."
     if value in mistakes:
         return report(exercise, False, "", f"{value} {mistakes[value]}", hint)
     return report(exercise, value == 3, "correcto (época 3 en el historial de prueba).",

@@ -451,3 +451,24 @@ def test_smoothgrad_average_check_names_image_averaging_sum_and_missing_noise(ca
     for message, func in wrong.items():
         assert not explain.check_smoothgrad_average("e", func)
         assert message in capsys.readouterr().out, message
+
+
+def test_ig_riemann_check_names_the_rule_the_factor_and_the_gap_sign(capsys):
+    def mine(f, grad, x, base, m, alpha=lambda k, m: (k - 0.5) / m, factor=True, sign=1,
+             divide=True):
+        total = sum(grad(base + alpha(k, m) * (x - base)) for k in range(1, m + 1))
+        mean = total / m if divide else total
+        attributions = (x - base) * mean if factor else mean
+        return attributions, sign * (attributions.sum() - (f(x) - f(base)).sum())
+
+    assert explain.check_ig_riemann("e", mine)
+    assert explain.check_ig_riemann("e", lambda *a: [t.numpy() for t in mine(*a)])
+    wrong = {"por la derecha": {"alpha": lambda k, m: k / m},
+             "por la izquierda": {"alpha": lambda k, m: (k - 1) / m},
+             "falta multiplicar": {"factor": False}, "sin dividir": {"divide": False},
+             "signo cambiado": {"sign": -1}}
+    for message, kw in wrong.items():
+        assert not explain.check_ig_riemann("e", lambda *a, kw=kw: mine(*a, **kw))
+        assert message in capsys.readouterr().out, message
+    assert not explain.check_ig_riemann("e", lambda *a: mine(*a)[0])
+    assert "pareja (atribuciones, brecha)" in capsys.readouterr().out

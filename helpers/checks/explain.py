@@ -187,16 +187,6 @@ def check_occlusion_passes(exercise: str, answer: Any, size: int, patch: int,
                        "pasada más sin tapar.")
 
 
-def check_completeness_gap(exercise: str, answer: Any, model, x, baseline: str,
-                           steps: int) -> Verdict:
-    """``answer``: sum(IG) - (f_t(x) - f_t(x')) of image 0 (predicted class, PyTorch IG)."""
-    from helpers.torch.explain import integrated_gradients
-
-    _, gap = integrated_gradients(model, x[:1], baseline=baseline, steps=steps, return_gap=True)
-    return check_value(exercise, answer, gap[0].item(), "suma todas las atribuciones y réstale "
-                       "la diferencia de logits de la clase predicha.", rtol=1e-3, atol=1e-4)
-
-
 def check_spearman(exercise: str, answer: Any, a, b) -> Verdict:
     """``answer``: Spearman's rank correlation of the two maps ``a`` and ``b`` (flattened)."""
     from helpers.core.similarity import spearman
@@ -371,3 +361,63 @@ def check_smoothgrad_average(exercise: str, func: Callable) -> Verdict:
     return diagnose(exercise, got, maps.mean(0).numpy(), {k: v.numpy() for k, v in
                                                          mistakes.items()},
                     "un mapa por copia ruidosa (imagen + ruido k) y la media de esos mapas.")
+
+
+def check_ig_riemann(exercise: str, func: Callable) -> Verdict:
+    """``func(f, gradient, x, x_base, m)`` must return ``(attributions, gap)``: IG by the
+    midpoint Riemann sum with ``m`` steps, ``(x - x') * mean_k gradient(x' + a_k (x - x'))`` with
+    ``a_k = (k - 1/2) / m``, and ``sum(attributions) - (f(x) - f(x'))``. Checked on an unseen
+    smooth function with its exact gradient (torch, float64)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(29)
+    w = torch.randn(1, 2, 3, 4, generator=gen, dtype=torch.float64)
+    x = torch.randn(1, 2, 3, 4, generator=gen, dtype=torch.float64)
+    base = 0.2 * torch.randn(1, 2, 3, 4, generator=gen, dtype=torch.float64)
+    m = 7
+
+    def f(z):  # [N, 2, 3, 4] -> [N]
+        return torch.tanh(w * z).sum(dim=(1, 2, 3))
+
+    def gradient(z):  # its exact gradient, [N, 2, 3, 4]
+        return w * (1 - torch.tanh(w * z) ** 2)
+
+    kept = x.clone(), base.clone()
+    ok, got = call(exercise, func, f, gradient, x, base, m)
+    if not ok:
+        return Verdict(False)
+    if not (torch.equal(x, kept[0]) and torch.equal(base, kept[1])):
+        return report(exercise, False, "", "la función modificó x o la referencia.")
+    got = plain(got)
+    if not (isinstance(got, tuple) and len(got) == 2):
+        return report(exercise, False, "", f"se esperaba una pareja (atribuciones, brecha); la "
+                      f"función devolvió {shown_or_type(got)}.")
+
+    def riemann(alphas, scale=1.0):
+        path = base + torch.tensor(alphas, dtype=torch.float64)[:, None, None, None] * (x - base)
+        return ((x - base) * gradient(path).mean(0, keepdim=True) * scale).numpy()
+
+    k = np.arange(1, m + 1)
+    expected = riemann((k - 0.5) / m)
+    mistakes = {
+        "usas α_k = k/m (Riemann por la derecha); se pide el punto medio, (k - 1/2)/m.":
+            riemann(k / m),
+        "usas α_k = (k - 1)/m (Riemann por la izquierda); se pide el punto medio, (k - 1/2)/m.":
+            riemann((k - 1) / m),
+        "falta multiplicar por (x - x'): eso es solo el gradiente medio del camino.":
+            gradient(base + torch.tensor((k - 0.5) / m)[:, None, None, None] * (x - base))
+            .mean(0, keepdim=True).numpy(),
+        "sumaste los gradientes de los pasos sin dividir entre m.": riemann((k - 0.5) / m, m)}
+    hint = ("m puntos del camino recto de x' a x, en los centros de m tramos iguales; la media de "
+            "sus gradientes, multiplicada por (x - x').")
+    if not diagnose(exercise, got[0], expected, mistakes, hint, quiet_success=True):
+        return Verdict(False)
+    delta = float(f(x)[0] - f(base)[0])
+    gap = float(expected.sum()) - delta
+    return diagnose(exercise, np.reshape(got[1], ()) if numeric_like(got[1]) and
+                    np.size(got[1]) == 1 else got[1], np.array(gap),
+                    {"la brecha tiene el signo cambiado: es Σ atribuciones - (f(x) - f(x')).":
+                     np.array(-gap),
+                     "la brecha debe restar f(x) - f(x'), no solo f(x).":
+                     np.array(float(expected.sum()) - float(f(x)[0]))},
+                    "brecha = suma de las atribuciones - (f(x) - f(x')).")

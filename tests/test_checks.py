@@ -201,12 +201,20 @@ def test_fair_checks_bools_none_returns_and_stated_tolerances(capsys):
     assert "error relativo de 1e-05" in out
 
 
-def test_data_checks_derive_the_expected_value():
+def test_data_checks_derive_the_expected_value(capsys):
     images = [(np.zeros((5, 9, 3)), 0), (np.zeros((2, 2, 3)), 1)]
-    assert data.check_shorter_side("e", 5, images) and not data.check_shorter_side("e", 9, images)
+    assert data.check_landscape_count("e", 1, [*images, (np.zeros((3, 3, 3)), 2)])
+    assert not data.check_landscape_count("e", 0, images)
     assert data.check_one_hot_batch_shape("e", (32, 102), 32, 1020, 102)
     assert data.check_one_hot_batch_shape("e", [20, 102], 32, 20, 102)
     assert not data.check_one_hot_batch_shape("e", (32, 102), 32, 20, 102)
+    tall_wide_square = [(np.zeros((5, 9, 3)), 0), (np.zeros((9, 5, 3)), 0),
+                        (np.zeros((8, 2, 3)), 0), (np.zeros((4, 4, 3)), 0)]
+    assert not data.check_landscape_count("e", 2, tall_wide_square)  # the tall ones
+    assert not data.check_landscape_count("e", torch.tensor(2.0), tall_wide_square[:2] +
+                                          tall_wide_square[3:])  # square counted
+    out = capsys.readouterr().out
+    assert "verticales" in out and "cuadradas" in out
 
 
 def test_confusion_checks_accept_names_ties_and_reject_reversed_pairs(capsys):

@@ -9,16 +9,33 @@ from typing import Any
 
 import numpy as np
 
-from helpers.checks import Verdict, call, check_value, diagnose, numeric_like, plain, report
+from helpers.checks import (
+    Verdict,
+    as_integer,
+    call,
+    check_value,
+    diagnose,
+    numeric_like,
+    plain,
+    report,
+)
 
 
-def check_shorter_side(exercise: str, answer: Any, dataset) -> Verdict:
-    """``answer`` must be the shorter side (pixels) of the first image of ``dataset``."""
-    image, _ = next(iter(dataset))
-    return check_value(exercise, answer, int(min(image.shape[:2])),
-                       "toma la primera imagen con next(iter(dataset)) y mira shape[:2] "
-                       "(alto, ancho).")
-
+def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
+    """``answer`` must be how many images of ``dataset`` (of (image [H, W, C], label)) are wider
+    than tall; taller ones (axes swapped) and squares are named."""
+    shapes = [tuple(image.shape[:2]) for image, _ in dataset]
+    wide = sum(w > h for h, w in shapes)
+    if as_integer(answer) is not None and as_integer(answer) != wide:
+        value = as_integer(answer)
+        if value == sum(h > w for h, w in shapes) and value != wide:
+            return report(exercise, False, "", "esas son las verticales: shape es (alto, ancho, "
+                          "canales).", "apaisada: ancho mayor que alto.")
+        if value == sum(w >= h for h, w in shapes):
+            return report(exercise, False, "", "cuentas también las cuadradas: apaisada es "
+                          "estrictamente más ancha que alta.")
+    return check_value(exercise, answer, wide, "recorre el split y compara el ancho con el alto "
+                       "de cada imagen.")
 
 def check_one_hot_batch_shape(exercise: str, answer: Any, batch_size: int, n_examples: int,
                               num_classes: int) -> Verdict:

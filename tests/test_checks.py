@@ -110,24 +110,18 @@ def test_brightness_check_names_the_mistake(capsys):
     assert "faltan los límites" in out and "delta * 255" in out and "multiplicativo" in out
 
 
-def test_model_choice_check_rejects_choosing_on_test(capsys):
-    val = {"baseline": 0.6, "augment": 0.7, "mixup": 0.5}
-    test = {"baseline": 0.66, "augment": 0.62, "mixup": 0.5}
-    assert training.check_model_choice("e", "augment", val, test)
-    assert not training.check_model_choice("e", "baseline", val, test)
-    assert not training.check_model_choice("e", "mixup", val, test)
-    assert not training.check_model_choice("e", "dropout", val, test)
-    assert not training.check_model_choice("e", None, val, test)
+def test_choice_function_check_rejects_any_use_of_the_test_split(capsys):
+    assert training.check_choice_function("e", lambda val, test: max(val, key=val.get))
+    assert training.check_choice_function(  # the other one of a tie is right too
+        "e", lambda val, test: max(reversed(list(val)), key=val.get))
+    assert not training.check_choice_function("e", lambda val, test: max(test, key=test.get))
+    assert not training.check_choice_function(
+        "e", lambda val, test: max(val, key=lambda k: val[k] + test[k]))
+    assert not training.check_choice_function("e", lambda val, test: min(val, key=val.get))
+    assert not training.check_choice_function("e", lambda val, test: 1)
     out = capsys.readouterr().out
-    assert "PRUEBA" in out and "no es una de las variantes" in out
-
-
-def test_model_choice_accepts_any_variant_tied_on_validation():
-    val = {"baseline": 0.7, "augment": 0.7, "mixup": 0.5}
-    test = {"baseline": 0.6, "augment": 0.65, "mixup": 0.7}
-    assert training.check_model_choice("e", "baseline", val, test)
-    assert training.check_model_choice("e", "augment", val, test)
-    assert not training.check_model_choice("e", "mixup", val, test)
+    assert out.count("conjunto de PRUEBA") == 2 and "PEOR" in out
+    assert "nombre de una variante" in out
 
 
 def test_cascade_auc_check_accepts_equivalent_forms_and_names_mistakes(capsys):
@@ -245,6 +239,14 @@ def test_torch_explanation_checks_derive_the_expected_value(capsys):
 
     assert explain.check_saliency_function("e", mine, model, x)
     assert not explain.check_saliency_function("e", lambda m, i, c: mine(m, i, c) * 2, model, x)
+
+    def on_the_input(m, image, c):  # the pattern the lesson warns about: .grad of the input
+        image.requires_grad_(True)
+        m(image)[0, c].backward()
+        return image.grad.abs().amax(dim=1)[0]
+
+    assert not explain.check_saliency_function("e", on_the_input, model, x)
+    assert "su requires_grad o su .grad" in capsys.readouterr().out
     assert explain.check_feature_map_size("e", (8, 8), model, "conv2", 8)
     assert explain.check_feature_map_size("e", 6, model, "conv2", 6)  # a side for a square map
     assert not explain.check_feature_map_size("e", (4, 4), model, "conv2", 8)

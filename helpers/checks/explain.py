@@ -148,9 +148,11 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
         ok, value = call(exercise, func, model, image, target)
         if not ok:
             return Verdict(False)
-        if not torch.equal(image, x[i:i + 1]):
-            return report(exercise, False, "", "la función modificó la imagen de entrada.",
-                          "trabaja sobre una copia de la imagen que pida gradiente.")
+        if image.requires_grad or image.grad is not None or not torch.equal(image, x[i:i + 1]):
+            return report(exercise, False, "", "la función modificó la imagen de entrada (sus "
+                          "valores, su requires_grad o su .grad): quien la llama ya no tiene la "
+                          "imagen que le dio.", "trabaja sobre una copia de la imagen que pida "
+                          "gradiente.")
         got.append(np.asarray(plain(value)))
         expected.append(saliency(model, image, target)[0].cpu().numpy())
         copy = image.to(_device_of(model)).requires_grad_(True)

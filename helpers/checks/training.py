@@ -46,24 +46,34 @@ def check_best_epoch(exercise: str, func: Callable) -> Verdict:
                   f"{value} no es la época con mayor val_accuracy.", hint)
 
 
-def check_model_choice(exercise: str, answer: Any, val_accuracy: dict[str, float],
-                       test_accuracy: dict[str, float]) -> Verdict:
-    """The variant chosen must have the highest validation accuracy (any of them on a tie)."""
-    if answer is None or answer is Ellipsis:
-        return report(exercise, False, "", "todavía no hay respuesta.")
-    if not isinstance(answer, str) or answer not in val_accuracy:
-        return report(exercise, False, "", f"{answer!r} no es una de las variantes: "
-                      f"{', '.join(map(repr, val_accuracy))}.")
-    if _is_top(val_accuracy, answer):
-        return report(exercise, True, f"correcto: {answer!r} tiene la mayor exactitud en "
-                      "validación.", "")
-    if _is_top(test_accuracy, answer):
-        return report(exercise, False, "", f"{answer!r} es la mejor en PRUEBA: elegir con el "
-                      "conjunto de prueba lo convierte en parte del ajuste y su exactitud deja "
-                      "de ser una estimación honesta.", "elige con la exactitud en validación.")
-    return report(exercise, False, "", f"{answer!r} no es la de mayor exactitud en validación.",
-                  "compara las exactitudes en validación de todas las variantes.")
-
+def check_choice_function(exercise: str, func: Callable) -> Verdict:
+    """``func(val_accuracy, test_accuracy)`` (dicts variant -> mean accuracy) must return the
+    variant with the highest validation accuracy (any of them on a tie). Checked on unseen
+    results where the test split, or validation and test averaged, would choose another one."""
+    cases = [({"a": 0.70, "b": 0.74, "c": 0.72}, {"a": 0.71, "b": 0.69, "c": 0.75}),
+             ({"p": 0.60, "q": 0.62, "r": 0.61}, {"p": 0.80, "q": 0.60, "r": 0.70}),
+             ({"x": 0.80, "y": 0.80, "z": 0.60}, {"x": 0.70, "y": 0.90, "z": 0.95})]
+    hint = "la prueba no puede intervenir en ninguna elección; compara solo en validación."
+    for val, test in cases:
+        ok, got = call(exercise, func, dict(val), dict(test))
+        if not ok:
+            return Verdict(False)
+        got = plain(got)
+        if not isinstance(got, str) or got not in val:
+            return report(exercise, False, "", f"la función devuelve {shown_or_type(got)}; se "
+                          f"esperaba el nombre de una variante, como {next(iter(val))!r}.")
+        if _is_top(val, got):
+            continue
+        mean = {k: (val[k] + test[k]) / 2 for k in val}
+        if _is_top(test, got) or _is_top(mean, got):
+            return report(exercise, False, "", "la elección usa el conjunto de PRUEBA: así deja "
+                          "de ser una estimación honesta del modelo elegido.", hint)
+        if _is_top({k: -v for k, v in val.items()}, got):
+            return report(exercise, False, "", "eliges la PEOR variante en validación.", hint)
+        return report(exercise, False, "", "no es la variante con mayor exactitud en "
+                      "validación.", hint)
+    return report(exercise, True, "correcto: elige por validación (comprobado con resultados "
+                  "nuevos, empates incluidos).", "")
 
 def _is_top(values: dict[str, float], key: str) -> bool:
     """Whether ``values[key]`` is the maximum (within float rounding; NaN never is)."""

@@ -219,9 +219,6 @@ def test_confusion_checks_accept_names_ties_and_reject_reversed_pairs(capsys):
     assert training.check_most_confused("e", (1, 2), cm)
     assert not training.check_most_confused("e", ("dog", "cat"), cm, names)
     assert not training.check_most_confused("e", ("cat", "bird"), cm, names)
-    correct = np.array([1, 1, 1, 0] * 25, dtype=bool)
-    assert training.check_standard_error("e", np.sqrt(0.75 * 0.25 / 100), correct)
-    assert not training.check_standard_error("e", np.sqrt(75 * 25 / 100), correct)  # percents
 
 
 def test_torch_explanation_checks_derive_the_expected_value(capsys):
@@ -482,3 +479,23 @@ def test_ig_riemann_check_names_the_rule_the_factor_and_the_gap_sign(capsys):
         assert message in capsys.readouterr().out, message
     assert not explain.check_ig_riemann("e", lambda *a: mine(*a)[0])
     assert "pareja (atribuciones, brecha)" in capsys.readouterr().out
+
+
+def test_paired_standard_error_check_names_independence_one_accuracy_and_sqrt_n(capsys):
+    def paired(a, b, ddof=1):
+        d = a.astype(float) - b.astype(float)
+        return d.std(ddof=ddof) / np.sqrt(len(d))
+
+    assert training.check_paired_standard_error("e", paired)
+    assert training.check_paired_standard_error("e", lambda a, b: paired(a, b, ddof=0))
+    assert training.check_paired_standard_error(
+        "e", lambda a, b: (torch.tensor(a, dtype=torch.float64) - torch.tensor(
+            b, dtype=torch.float64)).std() / len(a) ** 0.5)
+    wrong = {"independientes": lambda a, b: np.sqrt(a.mean() * (1 - a.mean()) / len(a) +
+                                                    b.mean() * (1 - b.mean()) / len(b)),
+             "UNA exactitud": lambda a, b: np.sqrt(a.mean() * (1 - a.mean()) / len(a)),
+             "falta dividir": lambda a, b: (a.astype(float) - b).std(ddof=1),
+             "puntos porcentuales": lambda a, b: 100 * paired(a, b)}
+    for message, func in wrong.items():
+        assert not training.check_paired_standard_error("e", func)
+        assert message in capsys.readouterr().out, message

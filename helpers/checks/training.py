@@ -15,7 +15,6 @@ from helpers.checks import (
     Verdict,
     as_integer,
     call,
-    check_value,
     diagnose,
     numeric_like,
     plain,
@@ -137,14 +136,45 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
                   f"{int(off[expected])}.", hint)
 
 
-def check_standard_error(exercise: str, answer: Any, correct: np.ndarray) -> Verdict:
-    """``answer`` must be the binomial standard error of the accuracy of ``correct`` (bools)."""
-    correct = np.asarray(correct, dtype=float)
-    p = float(correct.mean())
-    return check_value(exercise, answer, float(np.sqrt(p * (1 - p) / len(correct))),
-                       "p es una fracción (no un porcentaje) y n el número de imágenes de "
-                       "prueba.", rtol=1e-4)
-
+def check_paired_standard_error(exercise: str, func: Callable) -> Verdict:
+    """``func(correct_a, correct_b)`` (booleans [N]: whether models A and B got each image
+    right) must give the paired standard error of ``accuracy(A) - accuracy(B)``, ``s_d / sqrt(N)``
+    (``s_d`` with ddof 0 or 1: both are accepted); checked on unseen, correlated models."""
+    rng = np.random.default_rng(41)
+    hint = ("d = (acierta A) - (acierta B) por imagen; su desviación típica entre la raíz del "
+            "número de imágenes.")
+    for n in (150, 61):
+        a = rng.random(n) < 0.8
+        b = np.where(rng.random(n) < 0.85, a, ~a)  # agrees with A on most images
+        ok, got = call(exercise, func, a.copy(), b.copy())
+        if not ok:
+            return Verdict(False)
+        got = plain(got)
+        if not numeric_like(got) or np.size(got) != 1 or isinstance(got, bool):
+            return report(exercise, False, "", f"la función devuelve {shown_or_type(got)}; se "
+                          "esperaba un número (el error estándar).")
+        got = float(np.reshape(got, ()))
+        d = a.astype(float) - b.astype(float)
+        right = [d.std(ddof=k) / np.sqrt(n) for k in (0, 1)]
+        if any(np.isclose(got, r, rtol=1e-6, atol=0) for r in right):
+            continue
+        pa, pb = a.mean(), b.mean()
+        mistakes = {
+            "tratas las dos exactitudes como independientes: son las MISMAS imágenes, y la "
+            "diferencia pareada tiene menos incertidumbre.":
+                np.sqrt(pa * (1 - pa) / n + pb * (1 - pb) / n),
+            "es el error estándar de UNA exactitud, no el de la diferencia.":
+                np.sqrt(pa * (1 - pa) / n),
+            "falta dividir entre la raíz del número de imágenes: eso es la desviación típica de "
+            "d, no el error estándar de su media.": d.std(ddof=1),
+            "está en puntos porcentuales: se pide como fracción.": 100 * right[1]}
+        for message, wrong in mistakes.items():
+            if np.isclose(got, wrong, rtol=1e-6) or np.isclose(got, wrong * np.sqrt(
+                    (n - 1) / n), rtol=1e-6):
+                return report(exercise, False, "", message, hint)
+        return report(exercise, False, "", "no coincide con s_d / √n.", hint)
+    return report(exercise, True, "correcto: error estándar pareado (comprobado con modelos "
+                  "nuevos).", "")
 
 def check_paired_bootstrap(exercise: str, func: Callable) -> Verdict:
     """``func(a, b)`` must give ``(mean of a - b, low, high)``: the 95 % percentile bootstrap

@@ -40,8 +40,7 @@ def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
 def check_one_hot_batch_shape(exercise: str, answer: Any, batch_size: int, n_examples: int,
                               num_classes: int) -> Verdict:
     """``answer`` must be the shape of the first batch's one-hot labels."""
-    return check_value(exercise, tuple(answer) if isinstance(answer, list) else answer,
-                       (min(batch_size, n_examples), num_classes),
+    return check_value(exercise, answer, (min(batch_size, n_examples), num_classes),
                        "usa make_pipeline(..., one_hot=102) y mira .shape de las etiquetas "
                        "del primer lote.")
 

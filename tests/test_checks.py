@@ -199,9 +199,6 @@ def test_data_checks_derive_the_expected_value(capsys):
     images = [(np.zeros((5, 9, 3)), 0), (np.zeros((2, 2, 3)), 1)]
     assert data.check_landscape_count("e", 1, [*images, (np.zeros((3, 3, 3)), 2)])
     assert not data.check_landscape_count("e", 0, images)
-    assert data.check_one_hot_batch_shape("e", (32, 102), 32, 1020, 102)
-    assert data.check_one_hot_batch_shape("e", [20, 102], 32, 20, 102)
-    assert not data.check_one_hot_batch_shape("e", (32, 102), 32, 20, 102)
     tall_wide_square = [(np.zeros((5, 9, 3)), 0), (np.zeros((9, 5, 3)), 0),
                         (np.zeros((8, 2, 3)), 0), (np.zeros((4, 4, 3)), 0)]
     assert not data.check_landscape_count("e", 2, tall_wide_square)  # the tall ones
@@ -498,4 +495,33 @@ def test_paired_standard_error_check_names_independence_one_accuracy_and_sqrt_n(
              "puntos porcentuales": lambda a, b: 100 * paired(a, b)}
     for message, func in wrong.items():
         assert not training.check_paired_standard_error("e", func)
+        assert message in capsys.readouterr().out, message
+
+
+def test_one_hot_function_check_names_transposed_narrow_and_shifted(capsys):
+    import tensorflow as tf
+
+    assert data.check_one_hot_function("e", lambda y, k: np.eye(k)[y])
+    assert data.check_one_hot_function("e", lambda y, k: tf.one_hot(y, k))
+    assert data.check_one_hot_function("e", lambda y, k: (y[:, None] == np.arange(k)).astype(int))
+    wrong = {"traspuesta": lambda y, k: np.eye(k)[y].T,
+             "faltan columnas": lambda y, k: np.eye(y.max() + 1)[y],
+             "desplazadas": lambda y, k: np.eye(k)[y - 1]}
+    for message, func in wrong.items():
+        assert not data.check_one_hot_function("e", func)
+        assert message in capsys.readouterr().out, message
+
+
+def test_validation_pipeline_check_names_augmenting_and_shuffling(capsys):
+    from helpers.keras.pipeline import make_pipeline
+
+    assert augment.check_validation_pipeline(
+        "e", lambda ds, n, block: make_pipeline(ds, n, training=False, augment=block))
+    assert augment.check_validation_pipeline("e", lambda ds, n, block: make_pipeline(ds, n))
+    wrong = {"AUMENTA": lambda ds, n, block: make_pipeline(ds, n, training=True, augment=block),
+             "baraja": lambda ds, n, block: make_pipeline(ds, n, training=True),
+             "se esperaban": lambda ds, n, block: make_pipeline(ds, n + 1),
+             "tf.data.Dataset": lambda ds, n, block: [1, 2]}
+    for message, func in wrong.items():
+        assert not augment.check_validation_pipeline("e", func)
         assert message in capsys.readouterr().out, message

@@ -13,12 +13,12 @@ import numpy as np
 from helpers.checks import (
     Verdict,
     call,
-    check_value,
     describe_type,
     diagnose,
     numeric_like,
     plain,
     report,
+    shown_or_type,
 )
 
 
@@ -114,13 +114,47 @@ def check_mixup_pair(exercise: str, func: Callable) -> Verdict:
                     "la imagen y la etiqueta se mezclan con el MISMO λ: λ·a + (1-λ)·b.")
 
 
-def check_validation_not_augmented(exercise: str, answer, dataset, batch_size: int,
-                                   augment) -> Verdict:
-    """``answer``: max |first batch with ``augment`` - without| of the validation pipeline."""
+def check_validation_pipeline(exercise: str, func: Callable) -> Verdict:
+    """``func(ds, batch_size, block)`` must build a validation pipeline with
+    :func:`helpers.keras.pipeline.make_pipeline` that gets ``block`` but neither augments nor
+    shuffles; checked on unseen images with a block whose effect shows (it adds 1000)."""
+    import tensorflow as tf
+
     from helpers.keras.pipeline import make_pipeline
 
-    first = [next(iter(make_pipeline(dataset, batch_size, training=False, **extra)))[0].numpy()
-             for extra in ({"augment": augment}, {})]
-    return check_value(exercise, answer, float(np.max(np.abs(first[0] - first[1]))),
-                       "con training=False, make_pipeline ignora `augment`: los lotes deben ser "
-                       "idénticos.", rtol=0.0, atol=1e-6)
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (13, 20, 24, 3), dtype=np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices((images, np.arange(13)))
+
+    def block(x, training=False):
+        return x + 1000.0 if training else x
+
+    ok, got = call(exercise, func, ds, 5, block)
+    if not ok:
+        return Verdict(False)
+    if not isinstance(got, tf.data.Dataset):
+        return report(exercise, False, "", f"la función devuelve {shown_or_type(got)}; se "
+                      "esperaba un tf.data.Dataset (el pipeline).")
+    batches = [np.asarray(x) for x, _ in got]
+    expected = [np.asarray(x) for x, _ in make_pipeline(ds, 5, training=False)]
+    sizes = [len(b) for b in batches]
+    hint = "make_pipeline con training=False ignora el aumento y no baraja."
+    if sizes != [len(b) for b in expected]:
+        return report(exercise, False, "", f"los lotes tienen {sizes} imágenes; se esperaban "
+                      f"{[len(b) for b in expected]} (tamano_lote).", hint)
+    got_all, want = np.concatenate(batches), np.concatenate(expected)
+    if got_all.shape != want.shape:
+        return report(exercise, False, "", f"las imágenes tienen forma {got_all.shape[1:]}; "
+                      f"se esperaba {want.shape[1:]} (la de make_pipeline).", hint)
+    if got_all.max() > 255:
+        return report(exercise, False, "", "el pipeline AUMENTA: en validación las imágenes no "
+                      "se transforman (training=False).", hint)
+    if np.allclose(got_all, want):
+        return report(exercise, True, "correcto: ni aumenta ni baraja (comprobado con otras "
+                      "imágenes y otro bloque).", "")
+    if np.allclose(np.sort(got_all.reshape(len(got_all), -1).sum(1)),
+                   np.sort(want.reshape(len(want), -1).sum(1))):
+        return report(exercise, False, "", "el pipeline baraja: en validación el orden es fijo.",
+                      hint)
+    return report(exercise, False, "", "las imágenes no coinciden con las de make_pipeline sin "
+                  "aumento.", hint)

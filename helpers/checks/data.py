@@ -37,14 +37,6 @@ def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
     return check_value(exercise, answer, wide, "recorre el split y compara el ancho con el alto "
                        "de cada imagen.")
 
-def check_one_hot_batch_shape(exercise: str, answer: Any, batch_size: int, n_examples: int,
-                              num_classes: int) -> Verdict:
-    """``answer`` must be the shape of the first batch's one-hot labels."""
-    return check_value(exercise, answer, (min(batch_size, n_examples), num_classes),
-                       "usa make_pipeline(..., one_hot=102) y mira .shape de las etiquetas "
-                       "del primer lote.")
-
-
 def check_count_per_class(exercise: str, func) -> Verdict:
     """``func(labels, num_classes)`` must give the images of each class, an int array
     [num_classes]; checked on unseen labels where the last classes have no image."""
@@ -91,3 +83,26 @@ def check_batches_function(exercise: str, func) -> Verdict:
             np.array([n // b + 1 for n, b in cases]),
         "falta redondear: el número de lotes es un entero.": np.array([n / b for n, b in cases]),
     }, "un lote más si sobran imágenes; ninguno más si no sobran.")
+
+
+def check_one_hot_function(exercise: str, func) -> Verdict:
+    """``func(labels, num_classes)`` must give one-hot rows [N, num_classes] (any dtype), as
+    ``tf.one_hot``; checked on unseen labels where the last class has no image."""
+    import tensorflow as tf
+
+    labels, num_classes = np.array([3, 0, 4, 4, 1, 2, 0]), 6
+    ok, got = call(exercise, func, labels.copy(), num_classes)
+    if not ok:
+        return Verdict(False)
+    expected = tf.one_hot(labels, num_classes).numpy()
+    got = plain(got)
+    hint = "una fila por imagen, una columna por clase: un 1 en la columna de su clase."
+    if numeric_like(got) and np.shape(got) == expected.T.shape:
+        return report(exercise, False, "", "la matriz está traspuesta: una FILA por imagen "
+                      f"({expected.shape}).", hint)
+    if numeric_like(got) and np.shape(got) == (len(labels), labels.max() + 1):
+        return report(exercise, False, "", "faltan columnas: el ancho es n_clases, también si "
+                      "alguna clase no aparece.", hint)
+    return diagnose(exercise, got, expected, {
+        "las columnas están desplazadas: la clase k va en la columna k (empezando en 0).":
+            np.roll(expected, -1, axis=1)}, hint)

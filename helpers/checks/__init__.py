@@ -83,6 +83,15 @@ def as_integer(value: Any) -> int | None:
     return None
 
 
+def as_number(value: Any) -> float | None:
+    """``value`` as a float when it is one number in any form (7, 0.5, ``np.float32``, a 0-d or
+    one-element tensor or array); None for text, bools and arrays of several numbers."""
+    value = plain(value)
+    if _is_bool(value) or not numeric_like(value) or np.size(value) != 1:
+        return None
+    return float(np.reshape(value, ()))
+
+
 def describe_type(value: Any) -> str:
     """What kind of thing ``value`` is, in Spanish, for feedback on a wrong type."""
     names = {dict: "un diccionario", str: "un texto (str)", set: "un conjunto (set)",

@@ -12,11 +12,9 @@ import numpy as np
 
 from helpers.checks import (
     Verdict,
+    as_number,
     call,
-    describe_type,
     diagnose,
-    numeric_like,
-    plain,
     report,
     shown_or_type,
 )
@@ -36,11 +34,10 @@ def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
         if not ok:
             return Verdict(False)
         lam, y0, y1, x0, x1, h, w = case
-        value = plain(value)
-        if not numeric_like(value) or np.size(value) != 1:
-            return report(exercise, False, "", f"la función devuelve {describe_type(value)}; "
+        if as_number(value) is None:
+            return report(exercise, False, "", f"la función devuelve {shown_or_type(value)}; "
                           "se esperaba un número (el peso de la pareja).")
-        got.append(float(np.reshape(value, ())))
+        got.append(as_number(value))
         expected.append((y1 - y0) * (x1 - x0) / (h * w))
         unadjusted.append(1 - lam)
     mistakes = {"usas 1 - λ muestreado: tras recortar la caja al borde, el área pegada cambia, "

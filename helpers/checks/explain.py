@@ -15,10 +15,10 @@ import numpy as np
 from helpers.checks import (
     Verdict,
     as_integer,
+    as_number,
     call,
     check_value,
     diagnose,
-    numeric_like,
     plain,
     report,
     shown_or_type,
@@ -231,9 +231,7 @@ def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
                 "se dividió por el área de la máscara, no por la masa total del mapa.":
                 np.abs(m)[mask].sum() / mask.sum(),
                 "es la fracción de FUERA de la máscara.": np.abs(m)[~mask].sum() / np.abs(m).sum()}
-    got = plain(got)
-    return diagnose(exercise, np.reshape(got, ()) if numeric_like(got) and np.size(got) == 1
-                    else got,
+    return diagnose(exercise, got if as_number(got) is None else as_number(got),
                     mass_inside(m[None], mask[None])[0], mistakes,
                     "la masa es la suma de |mapa|: la de dentro de la máscara entre la "
                     "total.")
@@ -301,11 +299,10 @@ def check_patch_drop(exercise: str, func: Callable, model, unseen) -> Verdict:
         if not torch.equal(im, before):
             return report(exercise, False, "", "la función modificó la imagen de entrada: tapa "
                           "el cuadrado en una copia.")
-        value = plain(value)
-        if not numeric_like(value) or np.size(value) != 1:
+        if as_number(value) is None:
             return report(exercise, False, "", f"la función devuelve {shown_or_type(value)}; "
                           "se esperaba un número (la caída de probabilidad).")
-        got.append(float(np.reshape(value, ())))
+        got.append(as_number(value))
     cases = list(zip(images, classes, squares, strict=True))
 
     def each(**kw):
@@ -416,8 +413,8 @@ def check_ig_riemann(exercise: str, func: Callable) -> Verdict:
         return Verdict(False)
     delta = float(f(x)[0] - f(base)[0])
     gap = float(expected.sum()) - delta
-    return diagnose(exercise, np.reshape(got[1], ()) if numeric_like(got[1]) and
-                    np.size(got[1]) == 1 else got[1], np.array(gap),
+    number = as_number(got[1])
+    return diagnose(exercise, got[1] if number is None else np.array(number), np.array(gap),
                     {"la brecha tiene el signo cambiado: es Σ atribuciones - (f(x) - f(x')).":
                      np.array(-gap),
                      "la brecha debe restar f(x) - f(x'), no solo f(x).":

@@ -14,9 +14,9 @@ import numpy as np
 from helpers.checks import (
     Verdict,
     as_integer,
+    as_number,
     call,
     diagnose,
-    numeric_like,
     plain,
     report,
     shown_or_type,
@@ -149,11 +149,10 @@ def check_paired_standard_error(exercise: str, func: Callable) -> Verdict:
         ok, got = call(exercise, func, a.copy(), b.copy())
         if not ok:
             return Verdict(False)
-        got = plain(got)
-        if not numeric_like(got) or np.size(got) != 1 or isinstance(got, bool):
+        if as_number(got) is None:
             return report(exercise, False, "", f"la función devuelve {shown_or_type(got)}; se "
                           "esperaba un número (el error estándar).")
-        got = float(np.reshape(got, ()))
+        got = as_number(got)
         d = a.astype(float) - b.astype(float)
         right = [d.std(ddof=k) / np.sqrt(n) for k in (0, 1)]
         if any(np.isclose(got, r, rtol=1e-6, atol=0) for r in right):
@@ -237,8 +236,8 @@ def check_accuracy_function(exercise: str, func: Callable) -> Verdict:
         ok, value = call(exercise, func, cm.copy())
         if not ok:
             return Verdict(False)
-        got.append(plain(value))
-    if not all(numeric_like(v) and np.size(v) == 1 for v in got):
+        got.append(as_number(value))
+    if None in got:
         return report(exercise, False, "", "la función debe devolver un número (la exactitud).")
     acc = np.array([np.trace(cm) / cm.sum() for cm in matrices])
     mistakes = {

@@ -241,10 +241,6 @@ def test_torch_explanation_checks_derive_the_expected_value(capsys):
 
     assert not explain.check_saliency_function("e", on_the_input, model, x)
     assert "su requires_grad o su .grad" in capsys.readouterr().out
-    assert explain.check_feature_map_size("e", (8, 8), model, "conv2", 8)
-    assert explain.check_feature_map_size("e", 6, model, "conv2", 6)  # a side for a square map
-    assert not explain.check_feature_map_size("e", (4, 4), model, "conv2", 8)
-    assert model.training is False
     gbp, cam = guided_backprop(model, x), grad_cam(model, x, "conv2")
     assert explain.check_guided_grad_cam_product("e", gbp[0] * cam[0], gbp, cam)
     assert not explain.check_guided_grad_cam_product("e", gbp[0], gbp, cam)
@@ -525,3 +521,65 @@ def test_validation_pipeline_check_names_augmenting_and_shuffling(capsys):
     for message, func in wrong.items():
         assert not augment.check_validation_pipeline("e", func)
         assert message in capsys.readouterr().out, message
+
+
+def test_stage_side_check_runs_the_model_on_unseen_sizes_and_names_rounding(capsys):
+    import math
+
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None).train()
+
+    def formula(side):
+        for k, s, p in [(7, 2, 3), (3, 2, 1), (3, 2, 1), (3, 2, 1), (3, 2, 1)]:
+            side = (side + 2 * p - k) // s + 1
+        return side
+
+    assert explain.check_stage_side_function("e", formula, model, "layer4")
+    assert explain.check_stage_side_function("e", lambda n: math.ceil(n / 32), model, "layer4")
+    assert explain.check_stage_side_function(  # (h, w) of the square map, as a tensor
+        "e", lambda n: torch.tensor([formula(n)] * 2), model, "layer4")
+    assert model.training and not model._forward_hooks and not model.layer4._forward_hooks
+    assert not explain.check_stage_side_function("e", lambda n: n // 32, model, "layer4")
+    assert not explain.check_stage_side_function("e", lambda n: -(-n // 16), model, "layer4")
+    assert not explain.check_stage_side_function("e", lambda n: n / 32, model, "layer4")
+    assert not explain.check_stage_side_function("e", lambda n: 7, model, "layer4")
+    out = capsys.readouterr().out
+    assert "redondeando hacia abajo" in out and "max-pool" in out
+    assert "número entero de píxeles" in out and "no coincide" in out
+
+
+def _activation_gradient(score="logit", leave_hook=False, output=True):
+    def func(model, x, layer, classes):
+        kept = []
+        handle = dict(model.named_modules())[layer].register_forward_hook(
+            lambda m, i, o: kept.append(o if output else i[0]))
+        logits = model(x)
+        if not leave_hook:
+            handle.remove()
+        rows = torch.arange(len(x))
+        chosen = {"logit": logits[rows, classes], "prob": logits.softmax(1)[rows, classes],
+                  "predicted": logits.amax(1)}[score]
+        (grad,) = torch.autograd.grad(chosen.sum(), kept[0])
+        return kept[0], grad  # A still requires grad: accepted
+    return func
+
+
+def test_activation_gradient_check_names_probability_class_hooks_and_input(capsys):
+    from helpers.torch.models import resnet18_cifar
+
+    torch.manual_seed(0)
+    model, unseen = resnet18_cifar(8, weights=None).eval(), torch.randn(5, 3, 32, 32)
+    assert explain.check_activation_gradient_function("e", _activation_gradient(), model, unseen)
+    for wrong in ("prob", "predicted"):
+        assert not explain.check_activation_gradient_function(
+            "e", _activation_gradient(wrong), model, unseen)
+    assert not explain.check_activation_gradient_function(
+        "e", _activation_gradient(output=False), model, unseen)
+    assert not explain.check_activation_gradient_function(
+        "e", _activation_gradient(leave_hook=True), model, unseen)
+    assert not any(m._forward_hooks for m in model.modules())  # the check removed the leftover
+    assert not model.training
+    out = capsys.readouterr().out
+    for named in ("PROBABILIDAD", "clase PREDICHA", "ENTRADA de la capa", "dejó un hook"):
+        assert named in out

@@ -19,6 +19,7 @@ from helpers.checks import (
     call,
     check_value,
     diagnose,
+    numeric_like,
     plain,
     report,
     shown_or_type,
@@ -107,28 +108,129 @@ def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
                     "α_k A_k sobre los canales (el último eje en Keras).")
 
 
-def check_feature_map_size(exercise: str, answer: Any, model, layer: str, size: int) -> Verdict:
-    """``answer`` must be the (h, w) of ``layer``'s output for a ``size`` x ``size`` input.
-
-    An int is accepted for a square map (the question asks for "the side").
-    """
+def check_stage_side_function(exercise: str, func: Callable, model, layer: str) -> Verdict:
+    """``func(side)`` must give the side of ``layer``'s output in ``model`` for a square input
+    of ``side`` pixels; checked against the model itself on sizes the notebook never used,
+    some not multiples of 32 (where dropping the remainders gives another answer)."""
     import torch
 
-    shapes: list[tuple[int, int]] = []
+    sides = [33, 97, 100, 150, 225]
+    got = []
+    for side in sides:
+        ok, value = call(exercise, func, side)
+        if not ok:
+            return Verdict(False)
+        value = plain(value)
+        if numeric_like(value) and np.shape(value) == (2,) and value[0] == value[1]:
+            value = value[0]  # (h, w) of a square map
+        if as_integer(value) is None:
+            return report(exercise, False, "", f"con lado {side} la función devuelve "
+                          f"{shown_or_type(value)}; se esperaba un número entero de píxeles.")
+        got.append(as_integer(value))
+    shapes: list[int] = []
     module = dict(model.named_modules())[layer]
-    handle = module.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[-2:])))
+    handle = module.register_forward_hook(lambda m, i, o: shapes.append(int(o.shape[-1])))
     training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, size, size, device=_device_of(model)))
+            model.eval()
+            for side in sides:
+                model(torch.zeros(1, 3, side, side, device=_device_of(model)))
     finally:
         handle.remove()
         model.train(training)
-    expected = shapes[0]
-    if as_integer(answer) is not None and expected[0] == expected[1]:
-        expected = expected[0]
-    return check_value(exercise, answer, expected,
-                       "cada reducción (stride 2 o max-pool) divide el lado entre 2.")
+    n = np.array(sides)
+    mistakes = {
+        "divides entre 32 redondeando hacia abajo: con padding, una reducción de stride 2 "
+        "de un lado impar conserva el último píxel.": n // 32,
+        "falta una reducción: ¿contaste el max-pool?": -(-n // 16),
+        "sobra una reducción: conv1, maxpool, layer2, layer3 y layer4 son cinco.": -(-n // 64)}
+    return diagnose(exercise, np.array(got), np.array(shapes), mistakes,
+                    "aplica la fórmula de la salida de una convolución, ⌊(n + 2p - k)/s⌋ + 1, a "
+                    "cada reducción por orden.")
+
+
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+              "_backward_pre_hooks")
+
+
+def check_activation_gradient_function(exercise: str, func: Callable, model, unseen) -> Verdict:
+    """``func(model, x, layer, classes)`` must return ``(A, G)``: ``layer``'s activations
+    [N, K, h, w] and the gradient of ``sum_i logit_i[classes[i]]`` with respect to them, leaving
+    no hook behind. Checked on three images the notebook does not show (the last three of
+    ``unseen``, one mirrored), two layers and a class that is not the predicted one, against
+    :func:`helpers.torch.explain.layer_activation_gradient`."""
+    import torch
+
+    from helpers.torch.explain import layer_activation_gradient
+
+    device = _device_of(model)
+    batch = unseen.batch([-1, -2, -3])[0] if hasattr(unseen, "batch") else unseen[-3:]
+    batch = torch.cat([batch[:2], batch[2:3].flip(-1)]).to(device)
+    with torch.no_grad():
+        ranked = model(batch).argsort(1, descending=True)
+    classes = [int(ranked[0, 0]), int(ranked[1, 1]), int(ranked[2, 0])]  # one is not predicted
+    modules = dict(model.named_modules())
+    rows = torch.arange(len(batch), device=device)
+    hint = ("un forward hook guarda la salida de la capa; el gradiente, con torch.autograd.grad "
+            "de la suma de los logits pedidos respecto a esa salida.")
+
+    def hook_ids() -> set:
+        return {(name, kind, key) for name, m in modules.items() for kind in HOOK_DICTS
+                for key in getattr(m, kind)}
+
+    def gradient(layer: str, score: Callable) -> tuple[tuple, np.ndarray]:
+        """The layer's input shape and d score(logits) / d output."""
+        seen: list = []
+
+        def keep(_module, inputs, out):
+            seen.append((tuple(inputs[0].shape), out.detach().requires_grad_()))
+            return seen[-1][1].clone()
+
+        handle = modules[layer].register_forward_hook(keep)
+        try:
+            logits = model(batch)
+        finally:
+            handle.remove()
+        (g,) = torch.autograd.grad(score(logits), seen[0][1])
+        return seen[0][0], g.cpu().numpy()
+
+    for layer in ("layer3", "layer2"):
+        hooks, before, mode = hook_ids(), batch.clone(), model.training
+        ok, value = call(exercise, func, model, batch, layer, list(classes))
+        if left := hook_ids() - hooks:
+            for name, kind, key in left:  # so that the student's model works again
+                del getattr(modules[name], kind)[key]
+            return report(exercise, False, "", "la función dejó un hook registrado en el modelo "
+                          "(esta comprobación lo ha quitado): retíralo antes de salir "
+                          "(handle.remove(), mejor en un finally).", hint)
+        if not ok:
+            return Verdict(False)
+        if not torch.equal(batch, before) or batch.requires_grad or model.training != mode:
+            return report(exercise, False, "", "la función modificó el lote de entrada o el modo "
+                          "del modelo.", hint)
+        value = plain(value)
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return report(exercise, False, "", f"se esperaba una pareja (A, G); la función "
+                          f"devolvió {shown_or_type(value)}.", hint)
+        a, g, _ = layer_activation_gradient(model, batch, layer, classes)
+        entering, _ = gradient(layer, lambda z: z.sum())
+        if np.shape(value[0]) == entering != tuple(a.shape):
+            return report(exercise, False, "", f"con la capa {layer!r}, A tiene la forma de la "
+                          "ENTRADA de la capa: el hook recibe (módulo, entrada, salida).", hint)
+        if not diagnose(exercise, value[0], a.cpu().numpy(), {}, hint, quiet_success=True):
+            return Verdict(False)
+        mistakes = {
+            "es el gradiente de la PROBABILIDAD (softmax); Grad-CAM usa el del logit.":
+                gradient(layer, lambda z: z.softmax(1)[rows, classes].sum())[1],
+            "es el gradiente de la clase PREDICHA; se pide el de `clases[i]`.":
+                gradient(layer, lambda z: z[rows, z.argmax(1)].sum())[1],
+            "es el gradiente de la suma de TODOS los logits; se pide solo el de `clases[i]`.":
+                gradient(layer, lambda z: z.sum())[1]}
+        if not diagnose(exercise, value[1], g.cpu().numpy(), mistakes, hint, quiet_success=True):
+            return Verdict(False)
+    return report(exercise, True, "correcto (activaciones y gradientes de dos capas, con "
+                  "imágenes y clases nuevas; sin hooks sobrantes).", "")
 
 
 def _device_of(model) -> Any:

@@ -246,10 +246,6 @@ def test_torch_explanation_checks_derive_the_expected_value(capsys):
     assert not explain.check_guided_grad_cam_product("e", gbp[0], gbp, cam)
     assert explain.check_occlusion_passes("e", 170, size=32, patch=8, stride=2)
     assert not explain.check_occlusion_passes("e", 169, size=32, patch=8, stride=2)
-    a, b = np.arange(16.0).reshape(4, 4), np.arange(16.0)[::-1].reshape(4, 4)
-    assert explain.check_spearman("e", -1.0, a, b) and not explain.check_spearman("e", 1.0, a, b)
-    ig, fx, fb = np.ones((2, 3, 3)), np.array([5.0, 1.0]), np.array([-3.0, 0.0])
-    assert explain.check_gap_from_parts("e", 1.0, ig, fx, fb)
     assert "falta el valor absoluto" not in capsys.readouterr().out
 
 
@@ -583,3 +579,208 @@ def test_activation_gradient_check_names_probability_class_hooks_and_input(capsy
     out = capsys.readouterr().out
     for named in ("PROBABILIDAD", "clase PREDICHA", "ENTRADA de la capa", "dejó un hook"):
         assert named in out
+
+
+def test_paired_interval_check_accepts_any_bootstrap_and_names_a_reversed_difference(capsys):
+    from helpers.core.intervals import bootstrap_paired_difference
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=40)
+    a, b = base + rng.normal(0.2, 0.1, 40), base
+    ref = bootstrap_paired_difference(a, b)
+    assert training.check_paired_interval("e", ref, a, b, "pista")  # the Estimate itself
+    assert training.check_paired_interval("e", [np.float32(v) for v in (ref.value, ref.low,
+                                                                       ref.high)], a, b, "")
+    other = bootstrap_paired_difference(a, b, seed=7)  # another generator's interval
+    assert training.check_paired_interval("e", torch.tensor([other.value, other.low, other.high]),
+                                          a, b, "")
+    assert not training.check_paired_interval("e", bootstrap_paired_difference(b, a), a, b, "")
+    assert not training.check_paired_interval("e", (ref.value, ref.value - 1, ref.value + 1),
+                                              a, b, "")
+    assert not training.check_paired_interval("e", (float(np.mean(a)), 0, 1), a, b, "",
+                                              {"usaste solo a.": (a, np.zeros_like(a))})
+    assert not training.check_paired_interval("e", ref.value, a, b, "")
+    out = capsys.readouterr().out
+    assert "al revés" in out and "bootstrap PAREADO" in out and "usaste solo a." in out
+    assert "tres números" in out
+
+
+def test_smoothgrad_deletion_and_layer_mass_checks_recompute_the_analysis(capsys):
+    from helpers.core.intervals import bootstrap_paired_difference
+    from helpers.core.maps import as_heatmaps, mass_inside
+    from helpers.torch.explain import grad_cam, saliency, smoothgrad
+    from helpers.torch.metrics import deletion_insertion
+    from helpers.torch.models import resnet18_cifar
+
+    torch.manual_seed(0)
+    model, x = resnet18_cifar(8, weights=None).eval(), torch.randn(6, 3, 32, 32)
+    model.xai_trained = True  # random weights are enough here
+    plain_saliency = deletion_insertion(model, x, saliency(model, x), steps=32, baseline="blur")
+    smooth = deletion_insertion(model, x, smoothgrad(saliency, model, x, n_samples=3, sigma=0.2,
+                                                     seed=4), steps=32, baseline="blur")
+    right = bootstrap_paired_difference(smooth.deletion_auc, plain_saliency.deletion_auc)
+    args = (model, x, plain_saliency)
+    assert explain.check_smoothgrad_deletion("e", right, *args, n_samples=3, sigma=0.2, seed=4)
+    inserted = bootstrap_paired_difference(smooth.insertion_auc, plain_saliency.insertion_auc)
+    assert not explain.check_smoothgrad_deletion("e", inserted, *args, n_samples=3, sigma=0.2,
+                                                 seed=4)
+    assert not explain.check_smoothgrad_deletion("e", right, *args, n_samples=3, sigma=0.2,
+                                                 seed=5)  # another seed: another analysis
+    masks = np.zeros((6, 32, 32), bool)
+    masks[:, 4:8, 10:14] = True
+
+    target = model(x).argmax(1).tolist()
+
+    def mass(layer):
+        cams = as_heatmaps(grad_cam(model, x, layer, target=target).numpy())
+        return np.nan_to_num(mass_inside(cams, masks))
+
+    layer4, layer3 = mass("layer4"), mass("layer3")
+    assert np.abs(layer3 - layer4).min() > 1e-4  # a test that can fail
+    right = bootstrap_paired_difference(layer3, layer4)
+    assert explain.check_layer_mass_difference("e", right, model, x, masks, target, layer4)
+    assert not explain.check_layer_mass_difference(
+        "e", bootstrap_paired_difference(layer4, layer3), model, x, masks, target, layer4)
+    out = capsys.readouterr().out
+    assert "INSERCIÓN" in out and "al revés" in out and "no coincide" in out
+
+
+def test_second_choice_fraction_check_names_denominator_order_and_top2(capsys):
+    rng = np.random.default_rng(8)
+    p = rng.dirichlet(np.ones(6), 200)
+    y = rng.integers(0, 6, 200)
+    order = np.argsort(-p, 1)
+    wrong = order[:, 0] != y
+    right = np.mean(order[wrong, 1] == y[wrong])
+    assert training.check_second_choice_fraction("e", right, p, y)
+    assert training.check_second_choice_fraction("e", torch.tensor(right), p, y)
+    for mistake in (np.sum(order[wrong, 1] == y[wrong]) / 200, 100 * right,
+                    np.mean(np.argsort(p, 1)[wrong, 1] == y[wrong]), "0.4"):
+        assert not training.check_second_choice_fraction("e", mistake, p, y)
+    out = capsys.readouterr().out
+    for named in ("TODAS las imágenes", "porcentaje", "de menor a mayor", "un texto"):
+        assert named in out
+
+
+def _keras_activation_gradient(score="logit"):
+    import tensorflow as tf
+
+    def func(split, x, classes):
+        with tf.GradientTape() as tape:
+            a, logits = split(x, training=False)
+            if score == "prob":
+                logits = tf.nn.softmax(logits)
+            chosen = (tf.reduce_max(logits, 1) if score == "predicted"
+                      else tf.gather(logits, classes, batch_dims=1))
+            total = tf.reduce_sum(chosen)
+        return a, tape.gradient(total, a)  # tensors: accepted
+    return func
+
+
+def test_keras_activation_gradient_and_ig_checks_name_softmax_class_and_rule(capsys):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    h = keras.layers.Rescaling(1 / 255)(inputs)
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(h)
+    h = keras.layers.Conv2D(6, 3, strides=2, activation="relu", name="c2")(h)
+    outputs = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    check = explain.check_keras_activation_gradient
+    assert check("e", _keras_activation_gradient(), model, images, ["c1", "c2"])
+    assert not check("e", _keras_activation_gradient("prob"), model, images, ["c2"])
+    assert not check("e", _keras_activation_gradient("predicted"), model, images, ["c2"])
+
+    def ig(model, x, base, target, m, offset=0.5, softmax=False):
+        alphas = (np.arange(1, m + 1, dtype="float32") - offset) / m
+        path = tf.constant(base + alphas[:, None, None, None] * (x - base))
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            out = model(path, training=False)
+            out = tf.nn.softmax(out) if softmax else out
+            score = out[:, target]
+        return (x - base) * tf.reduce_mean(tape.gradient(score, path), 0).numpy()
+
+    assert explain.check_keras_ig("e", ig)
+    assert not explain.check_keras_ig("e", lambda *a: ig(*a, offset=1.0))
+    assert not explain.check_keras_ig("e", lambda *a: ig(*a, softmax=True))
+    out = capsys.readouterr().out
+    for named in ("PROBABILIDAD", "clase PREDICHA", "Riemann por la izquierda"):
+        assert named in out
+
+
+def _np_cam(a, g):  # Grad-CAM written with numpy on the torch inputs
+    a, g = a.numpy(), g.numpy()
+    return np.maximum(np.tensordot(g.mean(axis=(1, 2)), a, axes=1), 0)
+
+
+LANDSCAPE = [(np.zeros((5, 9, 3)), 0), (np.zeros((9, 5, 3)), 1), (np.zeros((7, 2, 3)), 1)]
+EQUIVALENT_AND_MISTAKE = {
+    "cutmix_weight": (
+        lambda: augment.check_cutmix_weight(
+            "e", lambda lam, y0, y1, x0, x1, h, w: np.float32((y1 - y0) * (x1 - x0)) / (h * w)),
+        lambda: augment.check_cutmix_weight("e", lambda lam, *box: 1 - lam), "recalcularse"),
+    "brightness": (
+        lambda: augment.check_brightness(
+            "e", lambda x, d: torch.clamp(torch.tensor(x, dtype=torch.float64) + 255 * d, 0, 255)),
+        lambda: augment.check_brightness("e", lambda x, d: np.clip(x + d, 0, 255)), "delta * 255"),
+    "horizontal_flip": (
+        lambda: augment.check_horizontal_flip("e", lambda b: np.flip(b, axis=2).copy()),
+        lambda: augment.check_horizontal_flip("e", lambda b: b[:, ::-1]), "volteo VERTICAL"),
+    "mixup_pair": (
+        lambda: augment.check_mixup_pair(
+            "e", lambda a, b, ya, yb, lam: [b + lam * (a - b), yb + lam * (ya - yb)]),
+        lambda: augment.check_mixup_pair(
+            "e", lambda a, b, ya, yb, lam: ((1 - lam) * a + lam * b, (1 - lam) * ya + lam * yb)),
+        "intercambiados"),
+    "landscape_count": (
+        lambda: data.check_landscape_count("e", np.int64(1), LANDSCAPE),
+        lambda: data.check_landscape_count("e", 2, LANDSCAPE), "verticales"),
+    "grad_cam_formula": (
+        lambda: explain.check_grad_cam_formula("e", _np_cam),
+        lambda: explain.check_grad_cam_formula("e", lambda a, g: (g * a).sum(0).relu()),
+        "píxel a píxel"),
+    "guided_relu_rule": (
+        lambda: explain.check_guided_relu_rule(
+            "e", lambda z, g: torch.where((z > 0) & (g > 0), g, torch.zeros_like(g)).tolist()),
+        lambda: explain.check_guided_relu_rule("e", lambda z, g: g.clamp(min=0)), "deconvnet"),
+    "ig_linear": (
+        lambda: explain.check_ig_linear("e", lambda w, x, b: (x.numpy() - b.numpy()) * w.numpy()),
+        lambda: explain.check_ig_linear("e", lambda w, x, b: (b - x) * w), "signo"),
+    "grad_cam_channels_last": (
+        lambda: explain.check_grad_cam_channels_last(
+            "e", lambda a, g: torch.relu(torch.tensor(a @ g.mean(axis=(0, 1))))),
+        lambda: explain.check_grad_cam_channels_last("e", lambda a, g: a @ g.mean(axis=(0, 1))),
+        "falta la ReLU"),
+    "occlusion_passes": (
+        lambda: explain.check_occlusion_passes("e", torch.tensor(170.0), 32, 8, 2),
+        lambda: explain.check_occlusion_passes("e", 169, 32, 8, 2), "sin tapar"),
+    "mass_inside_function": (
+        lambda: explain.check_mass_inside_function(
+            "e", lambda m, k: torch.tensor(np.abs(m)[k].sum() / np.abs(m).sum()).float()),
+        lambda: explain.check_mass_inside_function("e", lambda m, k: np.abs(m)[k].sum() / k.sum()),
+        "área de la máscara"),
+    "best_epoch": (
+        lambda: training.check_best_epoch("e", lambda h: np.argmax(h["val_accuracy"]) + 1.0),
+        lambda: training.check_best_epoch("e", lambda h: np.argmax(h["val_accuracy"])),
+        "empezando en 0"),
+    "per_class_accuracy": (
+        lambda: training.check_per_class_accuracy(
+            "e", lambda cm: [cm[i, i] / cm[i].sum() for i in range(len(cm))]),
+        lambda: training.check_per_class_accuracy("e", lambda cm: np.diag(cm) / cm.sum(0)),
+        "COLUMNA"),
+    "most_confused": (
+        lambda: training.check_most_confused("e", np.array([1, 0]), np.array([[9, 1], [4, 6]])),
+        lambda: training.check_most_confused("e", (0, 1), np.array([[9, 1], [4, 6]])), "al revés"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EQUIVALENT_AND_MISTAKE))
+def test_each_check_accepts_an_equivalent_form_and_names_a_typical_mistake(name, capsys):
+    right, wrong, message = EQUIVALENT_AND_MISTAKE[name]
+    assert right(), capsys.readouterr().out
+    assert not wrong()
+    assert message in capsys.readouterr().out

@@ -38,6 +38,7 @@ def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
     return check_value(exercise, answer, wide, "recorre el split y compara el ancho con el alto "
                        "de cada imagen.")
 
+
 def check_count_per_class(exercise: str, func) -> Verdict:
     """``func(labels, num_classes)`` must give the images of each class, an int array
     [num_classes]; checked on unseen labels where the last classes have no image."""

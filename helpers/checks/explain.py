@@ -7,7 +7,7 @@ Each derives its expected value itself, so a check cell shows no answer. Lessons
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,6 @@ from helpers.checks import (
     as_integer,
     as_number,
     call,
-    check_value,
     diagnose,
     numeric_like,
     plain,
@@ -286,36 +285,25 @@ def check_occlusion_passes(exercise: str, answer: Any, size: int, patch: int,
     """``answer``: forward passes of occlusion of one square image, the clean pass included."""
     from helpers.torch.explain import window_starts
 
-    return check_value(exercise, answer, len(window_starts(size, patch, stride)) ** 2 + 1,
-                       "por eje hay (lado - parche) / paso + 1 posiciones; son dos ejes; y una "
-                       "pasada más sin tapar.")
-
-
-def check_spearman(exercise: str, answer: Any, a, b) -> Verdict:
-    """``answer``: Spearman's rank correlation of the two maps ``a`` and ``b`` (flattened)."""
-    from helpers.core.similarity import spearman
-
-    expected = float(spearman(np.asarray(a)[None], np.asarray(b)[None], absolute=False)[0])
-    return check_value(exercise, answer, expected,
-                       "aplana los dos mapas y usa la correlación de rangos de scipy.", rtol=1e-6)
-
-
-def check_gap_from_parts(exercise: str, answer: Any, attributions, logit_x, logit_reference,
-                         index: int = 0) -> Verdict:
-    """``answer``: the completeness gap of image ``index`` from its attributions and logits."""
-    expected = float(np.sum(np.asarray(attributions)[index])
-                     - (np.asarray(logit_x)[index] - np.asarray(logit_reference)[index]))
-    return check_value(exercise, answer, expected, "brecha = Σ IG − (f(x) − f(x')), con f el "
-                       "logit de la clase predicha.", rtol=1e-3, atol=1e-4)
-
-
-def check_keras_map_size(exercise: str, answer: Any, model, layer: str) -> Verdict:
-    """``answer``: the (h, w) of ``layer``'s output in the Keras ``model`` (nested included)."""
-    from helpers.keras.explain import split_model
-
-    expected = tuple(int(v) for v in split_model(model, layer).outputs[0].shape[1:3])
-    return check_value(exercise, answer, expected,
-                       "la activación tiene forma [N, h, w, K]: el tamaño del mapa es (h, w).")
+    per_axis = len(window_starts(size, patch, stride))
+    hint = ("por eje hay (lado - parche) / paso + 1 posiciones; son dos ejes; y una pasada más sin "
+            "tapar.")
+    got = as_integer(answer)
+    if got is None:
+        return report(exercise, False, "", f"tu respuesta es {shown_or_type(answer)}; se esperaba "
+                      "un número entero de pasadas.", hint)
+    mistakes = {per_axis ** 2: "falta la pasada de la imagen sin tapar (la referencia).",
+                per_axis + 1: "contaste las posiciones de un solo eje: el parche recorre filas Y "
+                "columnas.",
+                (size // stride) ** 2 + 1: "lado / paso posiciones por eje dejarían el parche "
+                "fuera de la imagen al final.",
+                (size // patch) ** 2 + 1: "eso son parches que no se solapan: aquí el paso es "
+                "menor que el parche."}
+    expected = per_axis ** 2 + 1
+    if got != expected and got in mistakes:
+        return report(exercise, False, "", mistakes[got], hint)
+    return report(exercise, got == expected, f"correcto ({got}).", f"tu respuesta es {got}, que "
+                  "no es la esperada.", hint)
 
 
 def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
@@ -522,3 +510,159 @@ def check_ig_riemann(exercise: str, func: Callable) -> Verdict:
                      "la brecha debe restar f(x) - f(x'), no solo f(x).":
                      np.array(float(expected.sum()) - float(f(x)[0]))},
                     "brecha = suma de las atribuciones - (f(x) - f(x')).")
+
+
+def check_smoothgrad_deletion(exercise: str, answer: Any, model, x, saliency_result,
+                              n_samples: int, sigma: float, seed: int,
+                              batch_size: int | None = None) -> Verdict:
+    """``answer``: ``(mean, low, high)`` of the paired difference of the deletion AUC (blurred
+    fill, 32 steps) of SmoothGrad's saliency (``n_samples``, ``sigma``, ``seed``) minus that of
+    plain saliency (``saliency_result``, the notebook's :class:`DeletionInsertion`), recomputed
+    here from the model."""
+    from helpers.checks.training import check_paired_interval
+    from helpers.torch.explain import saliency, smoothgrad
+    from helpers.torch.metrics import deletion_insertion
+
+    maps = smoothgrad(saliency, model, x, n_samples=n_samples, sigma=sigma, seed=seed,
+                      batch_size=batch_size)
+    mine = deletion_insertion(model, x, maps, steps=32, baseline="blur", batch_size=batch_size)
+    return check_paired_interval(
+        exercise, answer, mine.deletion_auc, saliency_result.deletion_auc,
+        "mapas de SmoothGrad con esos parámetros; su AUC de borrado (relleno difuminado, 32 "
+        "pasos) por imagen; diferencia pareada con la de la saliencia.",
+        {"es la AUC de INSERCIÓN; se pide la de borrado.":
+         (mine.insertion_auc, saliency_result.insertion_auc)})
+
+
+def check_layer_mass_difference(exercise: str, answer: Any, model, x, masks, target,
+                                reference_mass, layer: str = "layer3") -> Verdict:
+    """``answer``: ``(mean, low, high)`` of the paired difference of the mass inside ``masks``
+    of Grad-CAM at ``layer`` minus ``reference_mass`` (the notebook's Grad-CAM at ``layer4``);
+    a null map counts as 0. Recomputed here from the model."""
+    from helpers.checks.training import check_paired_interval
+    from helpers.core.maps import as_heatmaps, mass_inside
+    from helpers.torch.explain import grad_cam
+
+    def mass(at: str) -> np.ndarray:
+        cams = as_heatmaps(grad_cam(model, x, at, target=target).cpu().numpy())
+        return np.nan_to_num(mass_inside(cams, masks))
+
+    mine = mass(layer)
+    return check_paired_interval(
+        exercise, answer, mine, reference_mass,
+        f"Grad-CAM en {layer} de la clase del atajo; su masa en la señal por imagen (un mapa "
+        "nulo cuenta 0); diferencia pareada con la de layer4.",
+        {"esa es la diferencia con layer2, no con layer3.": (mass("layer2"), reference_mass)}
+        if layer == "layer3" else None)
+
+
+def check_keras_activation_gradient(exercise: str, func: Callable, model, images,
+                                    layers: Sequence[str]) -> Verdict:
+    """``func(split, x, classes)``, with ``split = split_model(model, layer)`` (``x -> [A,
+    logits]``), must return ``(A, G)``: the activations [N, h, w, K] and the gradient of
+    ``sum_i logits[i, classes[i]]`` with respect to them. Checked on ``images`` (raw pixels the
+    notebook does not show; the last one mirrored), each of ``layers`` and a class that is not
+    the predicted one."""
+    import tensorflow as tf
+
+    from helpers.keras.explain import split_model
+
+    x = np.asarray(images, np.float32).copy()
+    x[-1] = x[-1, :, ::-1]
+    logits = np.asarray(model(x, training=False))
+    ranked = np.argsort(-logits, axis=1)
+    classes = [int(ranked[i, 1 if i == 0 else 0]) for i in range(len(x))]  # the 1st: 2nd class
+    hint = ("dentro de un tf.GradientTape, llama al modelo partido: da [A, logits]; el gradiente "
+            "de la suma de los logits pedidos respecto a A.")
+
+    def reference(split, score: Callable) -> tuple[np.ndarray, np.ndarray]:
+        with tf.GradientTape() as tape:
+            a, out = split(tf.constant(x), training=False)
+            value = score(out)
+        return a.numpy(), tape.gradient(value, a).numpy()
+
+    rows = np.arange(len(x))
+    picked = tf.constant(np.stack([rows, classes], 1))
+    top = tf.constant(np.stack([rows, ranked[:, 0]], 1))
+    scores = {
+        "right": lambda z: tf.reduce_sum(tf.gather_nd(z, picked)),
+        "es el gradiente de la PROBABILIDAD (softmax); Grad-CAM usa el del logit.":
+            lambda z: tf.reduce_sum(tf.gather_nd(tf.nn.softmax(z), picked)),
+        "es el gradiente de la clase PREDICHA; se pide el de `clases[i]`.":
+            lambda z: tf.reduce_sum(tf.gather_nd(z, top)),
+        "es el gradiente de la suma de TODOS los logits; se pide solo el de `clases[i]`.":
+            tf.reduce_sum}
+    for layer in layers:
+        split = split_model(model, layer)
+        kept = x.copy()
+        ok, value = call(exercise, func, split, x, list(classes))
+        if not ok:
+            return Verdict(False)
+        if not np.array_equal(x, kept):
+            return report(exercise, False, "", "la función modificó las imágenes de entrada.", hint)
+        value = plain(value)
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return report(exercise, False, "", f"se esperaba una pareja (A, G); la función "
+                          f"devolvió {shown_or_type(value)}.", hint)
+        a, g = reference(split, scores["right"])
+        if not diagnose(exercise, value[0], a, {}, hint, quiet_success=True):
+            return Verdict(False)
+        mistakes = {message: reference(split, score)[1] for message, score in scores.items()
+                    if message != "right"}
+        if not diagnose(exercise, value[1], g, mistakes, hint, quiet_success=True):
+            return Verdict(False)
+    return report(exercise, True, f"correcto (activaciones y gradientes en {len(layers)} capas, "
+                  "con imágenes y clases nuevas).", "")
+
+
+def check_keras_ig(exercise: str, func: Callable) -> Verdict:
+    """``func(model, x, baseline, target, m)`` on ONE image [H, W, C] must give Integrated
+    Gradients of the target's logit by the midpoint Riemann sum with ``m`` steps (as
+    :func:`helpers.keras.explain.integrated_gradients` with ``method="riemann_middle"``);
+    checked on a small Keras model and an image the notebook never used."""
+    import keras
+    import tensorflow as tf
+
+    from helpers.keras.explain import integrated_gradients
+
+    keras.utils.set_random_seed(31)
+    tiny = keras.Sequential([keras.Input((6, 7, 3)), keras.layers.Rescaling(1 / 255),
+                             keras.layers.Conv2D(4, 3, activation="tanh"),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
+    rng = np.random.default_rng(31)
+    x = rng.uniform(0, 255, (6, 7, 3)).astype(np.float32)
+    base = rng.uniform(0, 40, (6, 7, 3)).astype(np.float32)
+    target, m = 3, 9
+    kept = x.copy(), base.copy()
+    ok, got = call(exercise, func, tiny, x, base, target, m)
+    if not ok:
+        return Verdict(False)
+    if not (np.array_equal(x, kept[0]) and np.array_equal(base, kept[1])):
+        return report(exercise, False, "", "la función modificó la imagen o la referencia.")
+
+    def ig(method: str) -> np.ndarray:
+        return integrated_gradients(tiny, x[None], target=[target], baseline=base[None],
+                                    steps=m, method=method)[0]
+
+    def softmax_ig() -> np.ndarray:
+        alphas = ((np.arange(1, m + 1) - 0.5) / m).astype(np.float32)
+        path = tf.constant(base + alphas[:, None, None, None] * (x - base))
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            prob = tf.nn.softmax(tiny(path, training=False))[:, target]
+        return (x - base) * tape.gradient(prob, path).numpy().mean(0)
+
+    expected = ig("riemann_middle")
+    mistakes = {
+        "usaste la PROBABILIDAD (softmax): IG atribuye el logit, que no satura.": softmax_ig(),
+        "usas α_k = k/m (Riemann por la derecha); se pide el punto medio, (k - 1/2)/m.":
+            ig("riemann_right"),
+        "usas α_k = (k - 1)/m (Riemann por la izquierda); se pide el punto medio, (k - 1/2)/m.":
+            ig("riemann_left"),
+        "falta multiplicar por (x - x'): eso es solo el gradiente medio del camino.":
+            expected / np.where(x == base, 1, x - base),
+        "sumaste los gradientes de los pasos sin dividir entre m.": m * expected}
+    return diagnose(exercise, got, expected, mistakes,
+                    "m imágenes en el camino recto de x' a x (puntos medios de m tramos); el "
+                    "gradiente del logit de `clase` en cada una con tf.GradientTape; su media "
+                    "por (x - x').")

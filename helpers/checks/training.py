@@ -250,3 +250,67 @@ def check_accuracy_function(exercise: str, func: Callable) -> Verdict:
         "es un porcentaje: la exactitud se pide como fracción entre 0 y 1.": 100 * acc}
     return diagnose(exercise, np.ravel(got), acc, mistakes,
                     "aciertos (la diagonal) entre el total de imágenes de la matriz.")
+
+
+def check_paired_interval(exercise: str, answer: Any, a, b, hint: str,
+                          mistakes: dict[str, tuple] | None = None) -> Verdict:
+    """``answer`` must be ``(mean of a - b, low, high)``, the 95 % paired bootstrap interval of
+    an analysis whose per-image values ``a`` and ``b`` the caller recomputed. Any bootstrap
+    generator is accepted (the ends within the Monte Carlo error); ``mistakes`` maps a message to
+    the ``(a, b)`` a typical wrong analysis would compare (a reversed difference is always named).
+    """
+    from helpers.core.intervals import bootstrap_paired_difference
+
+    values = _three_numbers(answer)
+    if values is None:
+        return report(exercise, False, "", f"se esperaba (media, extremo inferior, extremo "
+                      f"superior), tres números; tu respuesta es {shown_or_type(answer)}.", hint)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ref = bootstrap_paired_difference(a, b, n_boot=20000)
+    width = ref.high - ref.low
+    mean, low, high = values
+
+    def close(x: float, y: float) -> bool:
+        return bool(np.isclose(x, y, rtol=1e-3, atol=1e-3 * max(width, 1e-9)))
+
+    if not close(mean, ref.value):
+        wrong = {"la diferencia está al revés: se pide la primera medida menos la segunda.":
+                 (b, a), **(mistakes or {})}
+        for message, (wa, wb) in wrong.items():
+            if close(mean, float(np.mean(np.asarray(wa, float) - np.asarray(wb, float)))):
+                return report(exercise, False, "", message, hint)
+        return report(exercise, False, "", "la media de las diferencias no coincide con la del "
+                      "análisis pedido.", hint)
+    if low > high or abs(low - ref.low) > 0.15 * width or abs(high - ref.high) > 0.15 * width:
+        return report(exercise, False, "", "la media es correcta, pero el intervalo no es el "
+                      "del 95 % por bootstrap PAREADO de esa media.", hint)
+    return report(exercise, True, f"correcto (n = {len(a)} imágenes; diferencia media dentro "
+                  "de su intervalo del 95 %).", "")
+
+
+def check_second_choice_fraction(exercise: str, answer: Any, probabilities, labels) -> Verdict:
+    """``answer``: among the errors (argmax != label), the fraction whose true class is the
+    second most probable one ("near misses"), from ``probabilities`` [N, classes]."""
+    p, y = np.asarray(probabilities), np.asarray(labels)
+    order = np.argsort(-p, axis=1, kind="stable")
+    errors = order[:, 0] != y
+    second = order[:, 1] == y
+    hint = ("quédate con las imágenes mal clasificadas; en cada una, ordena las clases por "
+            "probabilidad y mira si la real es la segunda.")
+    got = as_number(answer)
+    if got is None:
+        return report(exercise, False, "", f"tu respuesta es {shown_or_type(answer)}; se "
+                      "esperaba un número entre 0 y 1.", hint)
+    expected = second[errors].mean()
+    ascending = np.argsort(p, axis=1, kind="stable")[:, 1] == y
+    mistakes = {
+        "dividiste entre TODAS las imágenes; se pide la fracción de los errores.":
+            second.sum() / len(y),
+        "es un recuento; se pide la fracción de los errores (entre 0 y 1).": second[errors].sum(),
+        "es un porcentaje; se pide una fracción entre 0 y 1.": 100 * expected,
+        "ordenaste de menor a mayor probabilidad: esa es la segunda clase MENOS probable.":
+            ascending[errors].mean(),
+        "es la exactitud top-2 (aciertos incluidos); se pide la fracción de los ERRORES.":
+            (errors & second | ~errors).mean()}
+    return diagnose(exercise, np.array(got), np.array(expected),
+                    {k: np.array(float(v)) for k, v in mistakes.items()}, hint)

@@ -784,3 +784,30 @@ def test_each_check_accepts_an_equivalent_form_and_names_a_typical_mistake(name,
     assert right(), capsys.readouterr().out
     assert not wrong()
     assert message in capsys.readouterr().out
+
+
+def test_saliency_and_guided_grad_cam_checks_name_abs_channels_and_missing_cam(capsys):
+    from toy_models import SmallConvNet
+
+    from helpers.torch.explain import grad_cam, guided_backprop
+
+    torch.manual_seed(1)
+    model, x = SmallConvNet().eval(), torch.rand(3, 3, 8, 8)
+
+    def gradient(m, image, c):
+        copy = image.detach().clone().requires_grad_(True)
+        return torch.autograd.grad(m(copy)[0, c], copy)[0]
+
+    assert explain.check_saliency_function(  # numpy, [1, H, W]
+        "e", lambda m, i, c: np.abs(gradient(m, i, c).numpy()).max(axis=1), model, x)
+    assert not explain.check_saliency_function(
+        "e", lambda m, i, c: gradient(m, i, c).amax(dim=1)[0], model, x)
+    assert not explain.check_saliency_function(
+        "e", lambda m, i, c: gradient(m, i, c).abs().sum(dim=1)[0], model, x)
+    gbp, cam = guided_backprop(model, x), grad_cam(model, x, "conv2")
+    assert explain.check_guided_grad_cam_product(
+        "e", np.einsum("chw,hw->chw", gbp[0].numpy(), cam[0].numpy()), gbp, cam)
+    assert not explain.check_guided_grad_cam_product("e", gbp[0], gbp, cam)
+    out = capsys.readouterr().out
+    assert "falta el valor absoluto" in out and "se sumaron los canales" in out
+    assert "falta Grad-CAM" in out

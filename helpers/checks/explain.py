@@ -254,7 +254,10 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
                           "valores, su requires_grad o su .grad): quien la llama ya no tiene la "
                           "imagen que le dio.", "trabaja sobre una copia de la imagen que pida "
                           "gradiente.")
-        got.append(np.asarray(plain(value)))
+        value = plain(value)
+        if numeric_like(value) and np.ndim(value) == 3 and np.shape(value)[0] == 1:
+            value = np.asarray(value)[0]  # [1, H, W]: the same map with the batch axis
+        got.append(np.asarray(value))
         expected.append(saliency(model, image, target)[0].cpu().numpy())
         copy = image.to(_device_of(model)).requires_grad_(True)
         grads.append(torch.autograd.grad(model(copy)[0, target], copy)[0][0].cpu().numpy())

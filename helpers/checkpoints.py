@@ -13,10 +13,13 @@ and whose ``sha256`` is that of the weight file.
   ``make checkpoints``), then the cache ``$XAI_CACHE_DIR/checkpoints/``. A checkpoint is used only
   when its metadata reads, its key equals this run's, its weights match the sha256 and load, and
   every weight is finite; otherwise one line says which file is skipped and why.
-* Saving (:func:`save`): weights and metadata go to unique temporary names and are renamed into
+* Saving (:func:`save`, :func:`save_or_keep`): the framework serializes the weights in memory;
+  only then are bytes written, by this module, to unique temporary names that are renamed into
   place, weights first and metadata last, so an interrupted save never leaves half a checkpoint.
-  :func:`cache_problem` is asked before training: a cache that cannot be written is reported
-  then, and the trained model is kept in memory instead of being lost at save time.
+  Any failure (a full disk mid-file, a serializer error of any type) removes the partial files
+  and keeps the trained model in memory with one Spanish line saying why. Temporary files that
+  an earlier, killed process left behind are removed. :func:`cache_problem` is asked before
+  training, so a cache that cannot be written is reported before, not after, the training.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +40,7 @@ from helpers.data.resolve import CACHE_ENV, cache_root, data_dir
 
 T = TypeVar("T")
 FOLDER = "checkpoints"
+STARTED = time.time()  # temporaries older than this belong to a process that no longer writes
 
 
 class CheckpointError(ValueError):
@@ -132,26 +137,63 @@ def load_first(stem: str, suffix: str, key: dict, load: Callable[[Path], T],
     return None
 
 
-def save(stem: str, suffix: str, write: Callable[[Path], None], meta: dict) -> Path:
-    """Write a checkpoint to the cache: ``write(path)`` saves the weights; returns their path.
+def save(stem: str, suffix: str, serialize: Callable[[], bytes], meta: dict) -> Path:
+    """Write a checkpoint to the cache; returns the weights' path.
 
-    The metadata gains ``sha256``, ``weights`` (the file name) and ``package_version``. Raises
-    OSError when the cache cannot be written (ask :func:`cache_problem` before training).
+    ``serialize()`` gives the weight file's bytes, made in memory, so a full disk can only fail
+    this module's own writes, whose partial files are always removed. The metadata gains
+    ``sha256``, ``weights`` (the file name) and ``package_version``. Raises whatever failed:
+    :func:`save_or_keep` turns that into one Spanish line.
     """
     folder = cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    payload = serialize()
     token = uuid.uuid4().hex
     tmp_weights = folder / f".{stem}.{token}.tmp{suffix}"
     tmp_meta = folder / f".{stem}.{token}.tmp.json"
     weights, meta_path = folder / f"{stem}{suffix}", folder / f"{stem}.json"
     try:
-        write(tmp_weights)
-        full = {**meta, "sha256": sha256_of(tmp_weights), "weights": weights.name,
+        _write(tmp_weights, payload)
+        full = {**meta, "sha256": hashlib.sha256(payload).hexdigest(), "weights": weights.name,
                 "package_version": __version__}
-        tmp_meta.write_text(json.dumps(full, indent=1, default=float))
+        _write(tmp_meta, json.dumps(full, indent=1, default=float).encode())
         os.replace(tmp_weights, weights)
         os.replace(tmp_meta, meta_path)
     finally:
         tmp_weights.unlink(missing_ok=True)
         tmp_meta.unlink(missing_ok=True)
     return weights
+
+
+def save_or_keep(stem: str, suffix: str, serialize: Callable[[], bytes], meta: dict,
+                 say: Callable[[str], Any] = print) -> dict:
+    """:func:`save`, never losing the model: returns ``{"checkpoint", "sha256"}`` when saved;
+    on any failure says why in one line and returns ``{}`` (the caller keeps the model)."""
+    try:
+        path = save(stem, suffix, serialize, meta)
+    except Exception as err:  # torch, h5py, the filesystem: whatever fails, keep the model
+        reason = getattr(err, "strerror", None) or str(err)[:200] or type(err).__name__
+        say(f"Aviso: no se pudo guardar el modelo en {cache_folder()} ({type(err).__name__}: "
+            f"{reason}); no queda ningún archivo a medias y el modelo entrenado sigue en memoria "
+            f"en esta sesión. Para guardarlo la próxima vez, libera espacio o apunta ${CACHE_ENV} "
+            "a otra carpeta.")
+        return {}
+    return {"checkpoint": str(path), "sha256": sha256_of(path)}
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``.<stem>.<token>.tmp*`` files of saves that a killed process left behind
+    (older than this process); returns them."""
+    stale = [p for p in folder.glob(".*.tmp*") if p.is_file() and p.stat().st_mtime < STARTED]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` and flush it to the disk (a full disk fails here, not later)."""
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,11 +1,14 @@
 """Checkpoints: atomic saves, every fault detected with one clear line, shipped copies first."""
 
+import io
 import json
 import os
 import stat
+import time
 
 import numpy as np
 import pytest
+from faults import full_disk_after
 
 from helpers import checkpoints as ck
 
@@ -14,10 +17,11 @@ KEY = {"epochs": 3, "n_train": 100}
 
 
 def write_array(value):
-    def write(path):
-        with open(path, "wb") as f:  # np.save(path) would append ".npy" to a temporary name
-            np.save(f, np.asarray(value, dtype=np.float32))
-    return write
+    def serialize():
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(value, dtype=np.float32))
+        return buffer.getvalue()
+    return serialize
 
 
 def load_array(path):
@@ -39,19 +43,47 @@ def test_save_then_load_round_trip(dirs):
     assert meta["source"] == "caché" and said == []
 
 
-def test_a_failed_write_leaves_nothing_behind_and_keeps_the_old_checkpoint(dirs):
+@pytest.mark.parametrize("failure", ["disk full mid-file", "serializer RuntimeError",
+                                     "serializer h5py-like error", "metadata write"])
+def test_a_failed_save_leaves_nothing_behind_keeps_the_old_checkpoint_and_says_so(
+        dirs, monkeypatch, failure):
     ck.save("m", ".npy", write_array([1.0]), {"key": KEY})
+    serialize = write_array(np.arange(1000.0))
+    said = []
+    with monkeypatch.context() as patch:
+        if failure == "disk full mid-file":
+            patch.setattr("builtins.open", full_disk_after(100))
+        elif failure == "metadata write":
+            patch.setattr("builtins.open", full_disk_after(4200))  # weights fit, the json not
+        else:
+            error = RuntimeError if "Runtime" in failure else KeyError
 
-    def broken(path):
-        path.write_bytes(b"half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        ck.save("m", ".npy", broken, {"key": KEY})
+            def serialize():
+                raise error("[enforce fail at inline_container.cc:603] . unexpected pos")
+        assert ck.save_or_keep("m", ".npy", serialize, {"key": KEY}, said.append) == {}
     folder = dirs[1] / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.npy"]  # no partial file
     model, _ = ck.load_first("m", ".npy", KEY, load_array, print)
-    np.testing.assert_array_equal(model, [1.0])
+    np.testing.assert_array_equal(model, [1.0])  # the previous checkpoint is intact
+    (line,) = said
+    assert "no se pudo guardar" in line and "sigue en memoria" in line and "XAI_CACHE_DIR" in line
+
+
+def test_save_or_keep_returns_where_it_saved(dirs):
+    saved = ck.save_or_keep("m", ".npy", write_array([2.0]), {"key": KEY}, print)
+    assert saved["checkpoint"].endswith("m.npy") and len(saved["sha256"]) == 64
+
+
+def test_temporaries_of_a_killed_save_are_removed_but_not_a_running_one(dirs):
+    folder = dirs[1] / "checkpoints"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".m.abc.tmp.npy", folder / ".m.def.tmp.json"
+    old.write_bytes(b"half a checkpoint")
+    fresh.write_bytes(b"being written by another process")
+    before = time.time() - 3600
+    os.utime(old, (before, before))
+    ck.save("m", ".npy", write_array([1.0]), {"key": KEY})
+    assert not old.exists() and fresh.exists()
 
 
 def corrupt(path):

@@ -255,3 +255,36 @@ def test_real_flowers_splits_follow_the_profile():
         assert len(labels) == data.infos[split].num_examples == n
         assert np.bincount(labels, minlength=102).min() == n // 102  # class-balanced
     assert "2040 de las 6149" in data.infos["test"].note
+
+
+@pytest.mark.parametrize("failure", ["full disk", "h5py writer"])
+def test_a_failed_keras_save_keeps_the_model_and_leaves_no_file(data, random_backbone, tmp_path,
+                                                                monkeypatch, failure):
+    from faults import full_disk_after
+
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    if failure == "full disk":
+        monkeypatch.setattr("builtins.open", full_disk_after(5000))
+    else:
+        def broken(model):
+            raise OSError("Unable to synchronously write data (file write failed: errno = 28)")
+        monkeypatch.setattr(kt, "weights_bytes", broken)
+    said = []
+    model, meta = kt.load_or_train("baseline", data, verbose=0, say=said.append)
+    assert "checkpoint" not in meta and not meta["from_cache"] and model.built
+    assert len(said) == 1 and "sigue en memoria" in said[0] and "XAI_CACHE_DIR" in said[0]
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+def test_keras_weights_bytes_are_a_weights_file_keras_loads(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.BatchNormalization(), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    path = tmp_path / "m.weights.h5"
+    path.write_bytes(kt.weights_bytes(model))
+    keras.utils.set_random_seed(1)
+    other = keras.models.clone_model(model)  # new random weights
+    other.load_weights(path)
+    for a, b in zip(model.weights, other.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -312,3 +312,32 @@ def test_unwritable_cache_keeps_the_trained_model_in_memory(empty_data, monkeypa
                                             say=said.append)
     assert "checkpoint" not in meta and model.xai_trained
     assert len(said) == 1 and "no se puede escribir" in said[0] and "memoria" in said[0]
+
+
+@pytest.mark.parametrize("failure", ["full disk", "torch writer"])
+def test_a_failed_save_keeps_the_trained_model_and_leaves_no_file(empty_data, monkeypatch,
+                                                                  failure):
+    from faults import full_disk_after
+
+    if failure == "full disk":
+        monkeypatch.setattr("builtins.open", full_disk_after(1000))
+    else:
+        def broken(*args, **kwargs):
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64")
+        monkeypatch.setattr(torch, "save", broken)
+    said = []
+    model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                            say=said.append)
+    assert model.xai_trained and "checkpoint" not in meta and not model.training
+    assert len(said) == 1 and "sigue en memoria" in said[0] and "XAI_CACHE_DIR" in said[0]
+    folder = Path(os.environ["XAI_CACHE_DIR"]) / "checkpoints"
+    assert list(folder.iterdir()) == []  # no partial weights, no metadata, no temporary
+
+
+def test_weights_bytes_load_back_equal(empty_data):
+    model = resnet18_cifar(TOY.cifar_width, weights=None)
+    path = empty_data / "w.pt"
+    path.write_bytes(torch_train.weights_bytes(model))
+    again = torch_train.load_weights(path, TOY.cifar_width)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name

@@ -25,6 +25,7 @@ fine-tuned model gets features of its own and :func:`predict_proba` stays exact.
 from __future__ import annotations
 
 import functools
+import io
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -397,12 +398,24 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
     model, result = train_variant(config, data, verbose=verbose)
     meta = {"key": key, "profile": data.profile.name, **asdict(result)}
     if problem is None:
-        try:
-            path = checkpoints.save(stem, ".weights.h5", model.save_weights, meta)
-            meta["checkpoint"], meta["sha256"] = str(path), checkpoints.sha256_of(path)
-        except OSError as err:
-            say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
+        meta.update(checkpoints.save_or_keep(stem, ".weights.h5", lambda: weights_bytes(model),
+                                             meta, say))
     return model, {**meta, "from_cache": False}
+
+
+def weights_bytes(model: keras.Model) -> bytes:
+    """The bytes of ``model.save_weights("x.weights.h5")``, made in memory: h5py never touches
+    the disk, so a full disk cannot leave h5py objects whose finalizers crash the process."""
+    from keras.src.saving import saving_lib  # keras is pinned; a test checks the format
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                               visited_saveables=set())
+    finally:
+        store.close()
+    return buffer.getvalue()
 
 
 def predict_proba(model: keras.Model, data: FlowersSplits, split: str) -> np.ndarray:

@@ -10,6 +10,7 @@ models are kept as verified checkpoints (:mod:`helpers.checkpoints`). Lesson:
 from __future__ import annotations
 
 import copy
+import io
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -261,9 +262,12 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
             "n_train": len(train_set), "n_val": len(val_set), "n_test": len(data.test),
             "data_source": data.source}
     if problem is None:
-        try:
-            path = checkpoints.save(stem, ".pt", lambda p: torch.save(model.state_dict(), p), meta)
-            meta["checkpoint"], meta["sha256"] = str(path), checkpoints.sha256_of(path)
-        except OSError as err:
-            say(f"Aviso: no se pudo guardar el modelo ({err}); sigue en memoria en esta sesión.")
+        meta.update(checkpoints.save_or_keep(stem, ".pt", lambda: weights_bytes(model), meta, say))
     return model.eval(), meta
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    """The bytes of ``torch.save(model.state_dict())``, made in memory."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()

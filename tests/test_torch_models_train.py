@@ -1,6 +1,7 @@
 """The CIFAR models and the training/evaluation helpers."""
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -341,3 +342,27 @@ def test_weights_bytes_load_back_equal(empty_data):
     again = torch_train.load_weights(path, TOY.cifar_width)
     for name, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[name]), name
+
+
+def test_the_same_configuration_trains_the_same_weights(empty_data):
+    """Seeded before the model is built: initial weights, data order and augmentation."""
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(12345 + len(runs))  # whatever the caller's RNG state was
+        model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
+                                                force=True, say=lambda s: None)
+        runs.append((model.state_dict(), meta))
+    (first, meta1), (second, meta2) = runs
+    assert meta1["history"]["loss"] == meta2["history"]["loss"]
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
+    assert meta1["sha256"] == meta2["sha256"]  # the same checkpoint bytes, too
+
+
+def test_the_checkpoint_key_records_the_initialization_actually_used(empty_data):
+    wide = dataclasses.replace(TOY, cifar_width=64, cifar_epochs=1, cifar_train_size=20)
+    model, meta = torch_train.load_or_train(wide, torch.device("cpu"), data=toy_cifar(),
+                                            say=lambda s: None)  # no ImageNet file here
+    assert model.xai_init == "random" and meta["key"]["init"] == "random"
+    saved = json.loads(Path(meta["checkpoint"]).with_suffix(".json").read_text())
+    assert saved["key"]["init"] == "random"

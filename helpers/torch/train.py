@@ -186,11 +186,15 @@ def split_validation(dataset: CifarImages, fraction: float = 0.1,
             CifarImages(dataset.images[val_idx], dataset.labels[val_idx]))
 
 
-def run_key(profile: Profile, config: TrainConfig, shortcut: Shortcut | None = None) -> dict:
-    """Everything that defines a training run: a checkpoint is used only if its key is equal."""
+def run_key(profile: Profile, config: TrainConfig, shortcut: Shortcut | None = None,
+            init: str | None = None) -> dict:
+    """Everything that defines a training run: a checkpoint is used only if its key is equal.
+
+    ``init``: the initialization the model actually got (``model.xai_init``); by default the
+    one the configuration asks for (ImageNet at width 64)."""
+    asked = "imagenet" if config.width == 64 else "random"
     key = {**asdict(config), "train_size": _train_size(profile, shortcut),
-           "val_fraction": VAL_FRACTION, "init": "imagenet" if config.width == 64 else "random",
-           "version": CACHE_VERSION}
+           "val_fraction": VAL_FRACTION, "init": init or asked, "version": CACHE_VERSION}
     if shortcut is not None:  # as JSON stores it (lists, not tuples), so keys compare equal
         key["shortcut"] = {**asdict(shortcut), "color": list(shortcut.color)}
     return key
@@ -236,7 +240,9 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     from helpers.torch.models import resnet18_cifar
 
     config = config_for(profile, shortcut)
-    key = run_key(profile, config, shortcut)
+    torch.manual_seed(config.seed)  # the initial weights too: same configuration, same model
+    model = resnet18_cifar(config.width, weights="imagenet" if config.width == 64 else None)
+    key = run_key(profile, config, shortcut, init=model.xai_init)  # what it really starts from
     stem = f"resnet18_cifar_{'atajo_' if shortcut else ''}{profile.name}"
     if not force:
         found = checkpoints.load_first(stem, ".pt", key,
@@ -255,7 +261,6 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
         planted, _, _ = plant_training_cue(train_images.images, train_images.labels, shortcut)
         train_images = CifarImages(planted, train_images.labels, train_images.normalization)
     train_set, val_set = split_validation(train_images, VAL_FRACTION, config.seed)
-    model = resnet18_cifar(config.width, weights="imagenet" if key["init"] == "imagenet" else None)
     result = train(model, train_set, val_set, config, device)
     meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),
             "test_accuracy": accuracy(*predict(model, data.test, device)),

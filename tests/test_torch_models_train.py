@@ -230,10 +230,10 @@ def test_the_shortcut_model_trains_on_planted_images_and_has_its_own_checkpoint(
     spec = Shortcut(target=1, p_target=1.0, p_other=0.0, size=3)
     seen = {}
 
-    def spy(model, train_set, val_set, config, device):
+    def spy(model, train_set, val_set, config, device, *resume):
         seen["images"], seen["labels"], seen["epochs"] = (train_set.images, train_set.labels,
                                                           config.epochs)
-        return real_train(model, train_set, val_set, config, device)
+        return real_train(model, train_set, val_set, config, device, *resume)
 
     real_train = torch_train.train
     monkeypatch.setattr(torch_train, "train", spy)
@@ -330,7 +330,9 @@ def test_a_failed_save_keeps_the_trained_model_and_leaves_no_file(empty_data, mo
     model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
                                             say=said.append)
     assert model.xai_trained and "checkpoint" not in meta and not model.training
-    assert len(said) == 1 and "sigue en memoria" in said[0] and "XAI_CACHE_DIR" in said[0]
+    resume, final = said  # the per-epoch state could not be saved either: said once
+    assert "reanudar" in resume and "el entrenamiento sigue" in resume
+    assert "sigue en memoria" in final and "XAI_CACHE_DIR" in final
     folder = Path(os.environ["XAI_CACHE_DIR"]) / "checkpoints"
     assert list(folder.iterdir()) == []  # no partial weights, no metadata, no temporary
 
@@ -366,3 +368,37 @@ def test_the_checkpoint_key_records_the_initialization_actually_used(empty_data)
     assert model.xai_init == "random" and meta["key"]["init"] == "random"
     saved = json.loads(Path(meta["checkpoint"]).with_suffix(".json").read_text())
     assert saved["key"]["init"] == "random"
+
+
+def test_an_interrupted_training_resumes_and_ends_as_an_uninterrupted_one(empty_data,
+                                                                         monkeypatch):
+    three = dataclasses.replace(TOY, cifar_epochs=3)
+    said = []
+    whole, meta = torch_train.load_or_train(three, torch.device("cpu"), data=toy_cifar(),
+                                            force=True, say=said.append)
+    folder = Path(os.environ["XAI_CACHE_DIR"]) / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["resnet18_cifar_fast.json",
+                                                        "resnet18_cifar_fast.pt"]  # no state left
+    real_predict, calls = torch_train.predict, []
+
+    def interrupt_in_epoch_2(*args, **kwargs):  # Ctrl-C during epoch 2's validation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(torch_train, "predict", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        torch_train.load_or_train(three, torch.device("cpu"), data=toy_cifar(), force=True,
+                                  say=said.append)
+    monkeypatch.setattr(torch_train, "predict", real_predict)
+    (folder / "resnet18_cifar_fast.pt").unlink()  # as if no finished model had been saved
+    said.clear()
+    resumed, meta2 = torch_train.load_or_train(three, torch.device("cpu"), data=toy_cifar(),
+                                               say=said.append)
+    assert any("Se reanuda" in line and "1 de 3" in line for line in said), said
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    assert meta2["history"]["loss"] == meta["history"]["loss"]
+    assert meta2["best_epoch"] == meta["best_epoch"]
+    assert not (folder / "resnet18_cifar_fast.resume.pt").exists()  # finished: state removed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,15 @@ def random_crop_flip(x: torch.Tensor, pad_value: torch.Tensor, padding: int = 4,
 
 
 def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config: TrainConfig,
-          device: torch.device) -> TrainResult:
+          device: torch.device, state: dict | None = None,
+          keep: Callable[[dict], Any] | None = None) -> TrainResult:
     """SGD + OneCycle with standard augmentation; evaluates each epoch and keeps the best weights.
 
     The model ends in eval mode holding the weights of the epoch with the best validation
-    accuracy (the first one on ties, :func:`helpers.core.training.best_epoch`).
+    accuracy (the first one on ties, :func:`helpers.core.training.best_epoch`). After every
+    epoch ``keep(state)`` receives everything needed to go on (weights, optimizer, schedule,
+    random generators, history); ``train(..., state=that)`` continues from there and ends with
+    the weights an uninterrupted run gives.
     """
     torch.manual_seed(config.seed)
     model.to(device, memory_format=torch.channels_last)
@@ -127,8 +132,18 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
     pad = model.normalization.constant(torch.zeros(1, 3, 1, 1), 0.0).flatten().to(device)
     gen = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {"loss": [], "val_accuracy": [], "seconds": []}
-    best_state, start = None, time.monotonic()
-    for epoch in range(config.epochs):
+    best_state, start, first = None, time.monotonic(), 0
+    parts = {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler}
+    generators = {"loader": data.generator, "augment": gen}
+    if state is not None:
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        for name, generator in generators.items():
+            generator.set_state(state["rng"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        history, best_state, first = state["history"], state["best"], state["epoch"]
+        start -= history["seconds"][-1] if history["seconds"] else 0.0
+    for epoch in range(first, config.epochs):
         model.train()
         losses = []
         for x, y in tqdm(data, desc=f"época {epoch + 1}/{config.epochs}", leave=False):
@@ -151,6 +166,11 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
         history["loss"].append(float(np.mean(losses)))
         history["val_accuracy"].append(val_acc)
         history["seconds"].append(time.monotonic() - start)  # cumulative, with validation
+        if keep is not None:
+            keep({**{name: part.state_dict() for name, part in parts.items()},
+                  "rng": {**{n: g.get_state() for n, g in generators.items()},
+                          "torch": torch.get_rng_state()},
+                  "history": history, "best": best_state, "epoch": epoch + 1})
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -261,14 +281,65 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
         planted, _, _ = plant_training_cue(train_images.images, train_images.labels, shortcut)
         train_images = CifarImages(planted, train_images.labels, train_images.normalization)
     train_set, val_set = split_validation(train_images, VAL_FRACTION, config.seed)
-    result = train(model, train_set, val_set, config, device)
+    progress = Resumable(f"{stem}.resume", key, say, enabled=problem is None)
+    state = None if force else progress.load(config.epochs)
+    result = train(model, train_set, val_set, config, device, state, progress.keep)
     meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),
             "test_accuracy": accuracy(*predict(model, data.test, device)),
             "n_train": len(train_set), "n_val": len(val_set), "n_test": len(data.test),
             "data_source": data.source}
     if problem is None:
         meta.update(checkpoints.save_or_keep(stem, ".pt", lambda: weights_bytes(model), meta, say))
+    if "checkpoint" in meta:
+        progress.discard()  # the finished model is saved: nothing left to resume
     return model.eval(), meta
+
+
+class Resumable:
+    """The state of an unfinished training run, saved after every epoch under ``<stem>.pt`` in
+    the cache (:func:`helpers.checkpoints.save`) and used only with an equal ``key``."""
+
+    def __init__(self, stem: str, key: dict, say: Callable[[str], Any], enabled: bool = True):
+        self.stem, self.key, self.say, self.enabled, self.warned = stem, key, say, enabled, False
+
+    def load(self, epochs: int) -> dict | None:
+        """The saved state, announced, or None."""
+        found = checkpoints.load_first(self.stem, ".pt", self.key, _load_state, self.say)
+        if found is None:
+            return None
+        state, meta = found
+        self.say(f"Se reanuda un entrenamiento interrumpido: {state['epoch']} de {epochs} épocas "
+                 f"ya hechas (guardadas en {meta['checkpoint']}); sigue en la época "
+                 f"{state['epoch'] + 1}.")
+        return state
+
+    def keep(self, state: dict) -> None:
+        """Save ``state``; a failure is said once and training goes on."""
+        if not self.enabled:
+            return
+        try:
+            checkpoints.save(self.stem, ".pt", lambda: _state_bytes(state),
+                             {"key": self.key, "epoch": state["epoch"]})
+        except Exception as err:  # a full disk must not stop the training itself
+            if not self.warned:
+                self.say(f"Aviso: no se pudo guardar el estado para reanudar "
+                         f"({type(err).__name__}: {err}); el entrenamiento sigue, pero si se "
+                         "interrumpe empezará de nuevo.")
+            self.warned = True
+
+    def discard(self) -> None:
+        for suffix in (".pt", ".json"):
+            (checkpoints.cache_folder() / f"{self.stem}{suffix}").unlink(missing_ok=True)
+
+
+def _state_bytes(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _load_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def weights_bytes(model: nn.Module) -> bytes:

@@ -194,6 +194,10 @@ def test_config_follows_the_profile():
 TOY = dataclasses.replace(FAST, cifar_epochs=1, cifar_batch_size=20, cifar_width=4)
 
 
+def without_estimates(said):
+    return [line for line in said if not line.startswith("Entrenamiento de")]
+
+
 def toy_cifar():
     return Cifar10(_toy_data(40), _toy_data(20, seed=1), tuple("abcdefghij"), "toy", "")
 
@@ -220,7 +224,7 @@ def test_load_or_train_caches_and_reuses(empty_data, monkeypatch):
     with pytest.raises(AssertionError, match="reused"):  # another config retrains
         torch_train.load_or_train(dataclasses.replace(TOY, cifar_epochs=2),
                                   torch.device("cpu"), data=data, say=said.append)
-    assert "difiere en: epochs" in said[-1]
+    assert "difiere en: epochs" in said[-2]  # the last line: the training time estimate
 
 
 def test_the_shortcut_model_trains_on_planted_images_and_has_its_own_checkpoint(empty_data,
@@ -282,6 +286,7 @@ def test_a_bad_checkpoint_is_named_and_retrained_never_loaded(empty_data, fault,
     said = []
     again, meta2 = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
                                              say=said.append)
+    said = without_estimates(said)
     assert len(said) == 1 and str(path) in said[0] and reason in said[0]
     assert "Se vuelve a entrenar" in said[0]
     assert all(torch.isfinite(t).all() for t in again.state_dict().values()
@@ -312,6 +317,7 @@ def test_unwritable_cache_keeps_the_trained_model_in_memory(empty_data, monkeypa
     model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
                                             say=said.append)
     assert "checkpoint" not in meta and model.xai_trained
+    said = without_estimates(said)
     assert len(said) == 1 and "no se puede escribir" in said[0] and "memoria" in said[0]
 
 
@@ -330,7 +336,7 @@ def test_a_failed_save_keeps_the_trained_model_and_leaves_no_file(empty_data, mo
     model, meta = torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(),
                                             say=said.append)
     assert model.xai_trained and "checkpoint" not in meta and not model.training
-    resume, final = said  # the per-epoch state could not be saved either: said once
+    resume, final = without_estimates(said)  # the per-epoch state failed too: said once
     assert "reanudar" in resume and "el entrenamiento sigue" in resume
     assert "sigue en memoria" in final and "XAI_CACHE_DIR" in final
     folder = Path(os.environ["XAI_CACHE_DIR"]) / "checkpoints"
@@ -402,3 +408,41 @@ def test_an_interrupted_training_resumes_and_ends_as_an_uninterrupted_one(empty_
     assert meta2["history"]["loss"] == meta["history"]["loss"]
     assert meta2["best_epoch"] == meta["best_epoch"]
     assert not (folder / "resnet18_cifar_fast.resume.pt").exists()  # finished: state removed
+
+
+def test_training_says_how_long_and_a_long_cpu_run_needs_an_opt_in(empty_data, monkeypatch):
+    from helpers.core import training as core_training
+
+    said = []
+    torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(), force=True,
+                              say=said.append)
+    assert any("Entrenamiento de la ResNet-18 (1 época)" in s and "en este dispositivo" in s
+               for s in said), said
+    monkeypatch.setattr(torch_train, "estimate_seconds", lambda *a: 3 * 3600.0)
+    monkeypatch.delenv(core_training.LONG_ENV, raising=False)
+    monkeypatch.setattr(torch_train, "train", lambda *a, **k: pytest.fail("a long run started"))
+    said.clear()
+    with pytest.raises(core_training.LongRunError, match="XAI_ALLOW_LONG"):
+        torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(), force=True,
+                                  say=said.append)
+    assert "180 min" in said[0] and "XAI_PROFILE=fast" in said[1] and "GPU" in said[1]
+    monkeypatch.setattr(torch_train, "train", lambda *a, **k: pytest.fail("opted in"))
+    with pytest.raises(pytest.fail.Exception, match="opted in"):  # the opt-in lets it start
+        torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(), force=True,
+                                  say=said.append, allow_long=True)
+    monkeypatch.setenv(core_training.LONG_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="opted in"):
+        torch_train.load_or_train(TOY, torch.device("cpu"), data=toy_cifar(), force=True,
+                                  say=said.append)
+
+
+def test_the_estimate_leaves_model_and_random_state_untouched():
+    model = resnet18_cifar(4, weights=None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    config = torch_train.TrainConfig(epochs=2, batch_size=8, width=4)
+    seconds = torch_train.estimate_seconds(model, _toy_data(40), _toy_data(8), config,
+                                           torch.device("cpu"), 2)
+    assert 0 < seconds < 60 and torch.equal(rng, torch.get_rng_state())
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name

@@ -38,3 +38,33 @@ class TrainResult:
         hist = {key: [float(v) for v in values] for key, values in history.items()}
         best = best_epoch(hist["val_accuracy"])
         return cls(hist, best, len(hist["val_accuracy"]), hist["val_accuracy"][best - 1], seconds)
+
+
+LONG_ENV = "XAI_ALLOW_LONG"
+LONG_MINUTES = 45.0  # on a CPU, a training estimated longer than this needs an explicit opt-in
+
+
+class LongRunError(RuntimeError):
+    """A training run estimated to take too long on this device was not allowed to start."""
+
+
+def announce_duration(seconds: float, what: str, on_cpu: bool, say=print,
+                      allow_long: bool = False) -> None:
+    """Say how long ``what`` is expected to take; on a CPU, refuse more than
+    :data:`LONG_MINUTES` unless ``allow_long`` or ``$XAI_ALLOW_LONG=1`` (LongRunError)."""
+    import os
+
+    from helpers.core.spanish import num
+
+    minutes = seconds / 60
+    shown = f"unos {num(minutes, 0)} min" if minutes >= 1 else "menos de 1 min"
+    say(f"Entrenamiento de {what}: {shown} en este dispositivo (estimado con unos lotes "
+        "medidos ahora).")
+    if not on_cpu or minutes <= LONG_MINUTES or allow_long or os.environ.get(LONG_ENV) == "1":
+        return
+    say(f"Eso es mucho para una CPU (más de {num(LONG_MINUTES, 0)} min). Alternativas: el perfil "
+        "rápido (XAI_PROFILE=fast), los puntos de control ya entrenados en $XAI_DATA_DIR/"
+        f"checkpoints o una GPU (p. ej. en Colab). Para entrenar aquí de todos modos: {LONG_ENV}=1 "
+        "(o allow_long=True).")
+    raise LongRunError(f"training {what} would take about {minutes:.0f} min on this CPU; set "
+                       f"{LONG_ENV}=1 or pass allow_long=True to start it anyway")

@@ -28,7 +28,7 @@ from helpers import checkpoints
 from helpers.core.shortcut import Shortcut, plant_training_cue
 from helpers.core.spanish import num, pct
 from helpers.core.stats import accuracy
-from helpers.core.training import TrainResult
+from helpers.core.training import TrainResult, announce_duration
 from helpers.data.cifar10 import CifarImages
 from helpers.profile import Profile
 
@@ -240,7 +240,8 @@ def load_weights(path: Path, width: int) -> nn.Module:
 
 
 def load_or_train(profile: Profile, device: torch.device, data=None, force: bool = False,
-                  say=print, shortcut: Shortcut | None = None) -> tuple[nn.Module, dict[str, Any]]:
+                  say=print, shortcut: Shortcut | None = None,
+                  allow_long: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """The ResNet-18-CIFAR of ``profile``: a verified checkpoint if one fits, else trained now.
 
     Looks for ``resnet18_cifar_<profile>.pt`` in ``$XAI_DATA_DIR/checkpoints`` (shipped,
@@ -255,6 +256,11 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     (:func:`helpers.core.shortcut.plant_training_cue`; validation too, as it comes from the same
     split), the profile's shortcut sizes apply and the checkpoint is
     ``resnet18_cifar_atajo_<profile>.pt``; ``test_accuracy`` is on the clean test images.
+
+    Training says how long it should take (:func:`estimate_seconds`) and, on a CPU, does not
+    start a run longer than :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or
+    ``$XAI_ALLOW_LONG=1``; an interrupted run resumes from its last finished epoch
+    (:class:`Resumable`).
     """
     from helpers.data import load_cifar10
     from helpers.torch.models import resnet18_cifar
@@ -283,6 +289,10 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     train_set, val_set = split_validation(train_images, VAL_FRACTION, config.seed)
     progress = Resumable(f"{stem}.resume", key, say, enabled=problem is None)
     state = None if force else progress.load(config.epochs)
+    left = config.epochs - (state["epoch"] if state else 0)
+    announce_duration(estimate_seconds(model, train_set, val_set, config, device, left),
+                      f"la ResNet-18 ({left} época{'s' if left != 1 else ''})",
+                      device.type == "cpu", say, allow_long)
     result = train(model, train_set, val_set, config, device, state, progress.keep)
     meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),
             "test_accuracy": accuracy(*predict(model, data.test, device)),
@@ -340,6 +350,30 @@ def _state_bytes(state: dict) -> bytes:
 
 def _load_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def estimate_seconds(model: nn.Module, train_set: CifarImages, val_set: CifarImages,
+                     config: TrainConfig, device: torch.device, epochs: int) -> float:
+    """Seconds ``epochs`` of :func:`train` should take here, from a few training steps of a
+    copy of ``model`` timed after one warm-up step (validation counted as a third of a step
+    per batch). The model and every random generator are left untouched."""
+    probe = copy.deepcopy(model).to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
+    x, y = next(iter(loader(train_set, config.batch_size, shuffle=False, device=device)))
+    x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            loss = F.cross_entropy(probe(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    per_image = float(np.median(times[1:])) / len(x)
+    return epochs * per_image * (len(train_set) + len(val_set) / 3)
 
 
 def weights_bytes(model: nn.Module) -> bytes:

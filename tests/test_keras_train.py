@@ -230,7 +230,8 @@ def test_bad_or_foreign_keras_checkpoints_are_skipped(data, random_backbone, tmp
     weights = folder / f"{base}.weights.h5"
     weights.write_bytes(weights.read_bytes()[:1000])
     _, meta = kt.load_or_train("baseline", data, verbose=0, say=said.append)
-    assert not meta["from_cache"] and "sha256" in said[1] and str(weights) in said[1]
+    assert not meta["from_cache"] and "sha256" in said[2] and str(weights) in said[2]
+    assert said[1].startswith("Entrenamiento de «Mixup»")  # each training says how long
 
 
 def test_the_bug_variant_has_its_own_checkpoint(data, random_backbone, tmp_path, monkeypatch):
@@ -274,7 +275,9 @@ def test_a_failed_keras_save_keeps_the_model_and_leaves_no_file(data, random_bac
     said = []
     model, meta = kt.load_or_train("baseline", data, verbose=0, say=said.append)
     assert "checkpoint" not in meta and not meta["from_cache"] and model.built
-    assert len(said) == 1 and "sigue en memoria" in said[0] and "XAI_CACHE_DIR" in said[0]
+    estimate, final = said
+    assert estimate.startswith("Entrenamiento de «modelo base»")
+    assert "sigue en memoria" in final and "XAI_CACHE_DIR" in final
     assert list((tmp_path / "checkpoints").iterdir()) == []
 
 
@@ -303,3 +306,28 @@ def test_augmented_runs_repeat_bit_for_bit(data, random_backbone, tmp_path, monk
     assert meta1["history"]["loss"] == meta2["history"]["loss"]
     for a, b in zip(m1.weights, m2.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_long_keras_run_on_the_cpu_needs_an_opt_in(data, random_backbone, tmp_path,
+                                                      monkeypatch):
+    from helpers.core import training as core_training
+
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(core_training.LONG_ENV, raising=False)
+    monkeypatch.setattr(kt, "estimate_seconds", lambda *a: 2 * 3600.0)
+    monkeypatch.setattr(kt, "train_classifier", lambda *a, **k: pytest.fail("a long run started"))
+    said = []
+    with pytest.raises(core_training.LongRunError, match="XAI_ALLOW_LONG"):
+        kt.load_or_train("augment", data, verbose=0, say=said.append)
+    assert "120 min" in said[0] and "XAI_PROFILE=fast" in said[1]
+    with pytest.raises(pytest.fail.Exception, match="a long run started"):  # opted in
+        kt.load_or_train("augment", data, verbose=0, say=said.append, allow_long=True)
+
+
+def test_the_keras_estimate_scales_with_what_each_variant_runs(data):
+    cost = {v: kt.estimate_seconds(kt.config_for(TINY, v, size=SIZE), data, 0.01)
+            for v in kt.VARIANTS}
+    n = data.infos["train"].num_examples
+    assert cost["baseline"] == pytest.approx(0.01 * n)  # one pass to extract the features
+    assert cost["augment"] == pytest.approx(2 * 0.01 * n * TINY.flowers_epochs)
+    assert cost["augment_finetune"] > cost["finetune"] > cost["baseline"]

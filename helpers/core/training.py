@@ -58,8 +58,8 @@ def announce_duration(seconds: float, what: str, on_cpu: bool, say=print,
 
     minutes = seconds / 60
     shown = f"unos {num(minutes, 0)} min" if minutes >= 1 else "menos de 1 min"
-    say(f"Entrenamiento de {what}: {shown} en este dispositivo (estimado con unos lotes "
-        "medidos ahora).")
+    say(f"Entrenamiento de {what}: {shown} en este dispositivo (estimación a partir de lo que "
+        "tarda aquí ahora).")
     if not on_cpu or minutes <= LONG_MINUTES or allow_long or os.environ.get(LONG_ENV) == "1":
         return
     say(f"Eso es mucho para una CPU (más de {num(LONG_MINUTES, 0)} min). Alternativas: el perfil "

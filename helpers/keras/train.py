@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from helpers import checkpoints
 from helpers.core.stats import stratified_sample
-from helpers.core.training import TrainResult
+from helpers.core.training import TrainResult, announce_duration
 from helpers.data import load_flowers102
 from helpers.keras import augment, pipeline
 from helpers.keras import models as keras_models
@@ -281,8 +281,8 @@ def build_for(config: TrainConfig, num_classes: int, weights="imagenet") -> kera
                                          preprocessing=config.preprocessing)
 
 
-def train_variant(config: TrainConfig, data: FlowersSplits,
-                  verbose: int = 2) -> tuple[keras.Model, TrainResult]:
+def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, say=print,
+                  allow_long: bool = False) -> tuple[keras.Model, TrainResult]:
     """Build and train one variant: baseline on cached features, the others on image batches.
 
     ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those
@@ -291,10 +291,16 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
     ``augment_finetune``: the head on features, then :func:`fine_tune` on plain or augmented
     images (the only difference between the two). ``seconds`` include extracting the training
     features. ``config.seed`` sets the initialization, dropout, shuffling and augmentation.
+    Before training it says how long the run should take (:func:`estimate_seconds`, from the
+    validation features' measured cost) and, on a CPU, refuses a run longer than
+    :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or ``$XAI_ALLOW_LONG=1``.
     """
     keras.utils.set_random_seed(config.seed)
     model = build_for(config, data.num_classes)
     val = data.features("validation", model)
+    announce_duration(estimate_seconds(config, data, val.seconds / max(len(val.x), 1)),
+                      f"«{TITLES[config.variant]}»", not tf.config.list_physical_devices("GPU"),
+                      say, allow_long)
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
               "seed": config.seed, "verbose": verbose}
@@ -312,6 +318,20 @@ def train_variant(config: TrainConfig, data: FlowersSplits,
         augment=augment.augmentation_block(seed=config.seed)
         if config.variant == "augment" else None)
     return model, train_classifier(model, batches, val, **common)
+
+
+def estimate_seconds(config: TrainConfig, data: FlowersSplits, per_image: float) -> float:
+    """Seconds :func:`train_variant` should take, from ``per_image``, the measured cost of one
+    image through preprocessing and backbone: a pass over the training images per epoch for
+    the variants trained on image batches (twice that with augmentation or mixing, three times
+    when the backbone learns), one pass for those trained on cached features."""
+    n = data.infos["train"].num_examples
+    if config.variant in ON_FEATURES:
+        return n * per_image
+    if config.variant in FINE_TUNED:
+        per_epoch = 3 if config.variant == "augment_finetune" else 1
+        return n * per_image * (1 + per_epoch * config.fine_tune_epochs)
+    return 2 * n * per_image * config.epochs
 
 
 def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head: TrainResult,
@@ -373,7 +393,7 @@ def load_weights(path, config: TrainConfig, num_classes: int) -> keras.Model:
 
 def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
                   force: bool = False, verbose: int = 2, say=print,
-                  seed: int = 0) -> tuple[keras.Model, dict]:
+                  seed: int = 0, allow_long: bool = False) -> tuple[keras.Model, dict]:
     """The ``variant`` trained for ``data``'s profile: a verified checkpoint, else trained now.
 
     Looks for ``<stem>.weights.h5`` (:func:`checkpoint_stem`) in ``$XAI_DATA_DIR/checkpoints``
@@ -395,7 +415,8 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
     problem = checkpoints.cache_problem()
     if problem:
         say(f"Aviso: {problem}.")
-    model, result = train_variant(config, data, verbose=verbose)
+    model, result = train_variant(config, data, verbose=verbose, say=say,
+                                  allow_long=allow_long)
     meta = {"key": key, "profile": data.profile.name, **asdict(result)}
     if problem is None:
         meta.update(checkpoints.save_or_keep(stem, ".weights.h5", lambda: weights_bytes(model),

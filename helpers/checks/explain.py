@@ -559,17 +559,20 @@ def check_layer_mass_difference(exercise: str, answer: Any, model, x, masks, tar
         if layer == "layer3" else None)
 
 
-def check_keras_activation_gradient(exercise: str, func: Callable, model, images,
+def check_keras_activation_gradient(exercise: str, func: Callable, model, unseen,
                                     layers: Sequence[str]) -> Verdict:
     """``func(split, x, classes)``, with ``split = split_model(model, layer)`` (``x -> [A,
     logits]``), must return ``(A, G)``: the activations [N, h, w, K] and the gradient of
-    ``sum_i logits[i, classes[i]]`` with respect to them. Checked on ``images`` (raw pixels the
-    notebook does not show; the last one mirrored), each of ``layers`` and a class that is not
+    ``sum_i logits[i, classes[i]]`` with respect to them. Checked on three images the notebook
+    does not show (the first three training images of ``unseen``, a FlowersSplits, or a batch of
+    raw pixels; the last one mirrored), the first and last of ``layers`` and a class that is not
     the predicted one."""
     import tensorflow as tf
 
     from helpers.keras.explain import split_model
 
+    images = unseen.images("train", [0, 1, 2]) if hasattr(unseen, "images") else unseen
+    layers = list(dict.fromkeys([layers[0], layers[-1]]))
     x = np.asarray(images, np.float32).copy()
     x[-1] = x[-1, :, ::-1]
     logits = np.asarray(model(x, training=False))

@@ -322,9 +322,10 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
 
 def estimate_seconds(config: TrainConfig, data: FlowersSplits, per_image: float) -> float:
     """Seconds :func:`train_variant` should take, from ``per_image``, the measured cost of one
-    image through preprocessing and backbone: a pass over the training images per epoch for
-    the variants trained on image batches (twice that with augmentation or mixing, three times
-    when the backbone learns), one pass for those trained on cached features."""
+    image through preprocessing and backbone: one pass over the training images for the
+    variants trained on cached features, twice that per epoch for those trained on augmented or
+    mixed image batches, three times per fine-tuning epoch when the images go through a
+    backbone that learns (``augment_finetune``; ``finetune`` trains on cached activations)."""
     n = data.infos["train"].num_examples
     if config.variant in ON_FEATURES:
         return n * per_image

@@ -338,6 +338,7 @@ class Resumable:
             self.warned = True
 
     def discard(self) -> None:
+        """Remove the saved state (the run finished and its model is saved)."""
         for suffix in (".pt", ".json"):
             (checkpoints.cache_folder() / f"{self.stem}{suffix}").unlink(missing_ok=True)
 

@@ -171,7 +171,8 @@ def save_or_keep(stem: str, suffix: str, serialize: Callable[[], bytes], meta: d
     """:func:`save`, never losing the model: returns ``{"checkpoint", "sha256"}`` when saved;
     on any failure says why in one line and returns ``{}`` (the caller keeps the model)."""
     try:
-        path = save(stem, suffix, serialize, meta)
+        payload = serialize()
+        path = save(stem, suffix, lambda: payload, meta)
     except Exception as err:  # torch, h5py, the filesystem: whatever fails, keep the model
         reason = getattr(err, "strerror", None) or str(err)[:200] or type(err).__name__
         say(f"Aviso: no se pudo guardar el modelo en {cache_folder()} ({type(err).__name__}: "
@@ -179,7 +180,7 @@ def save_or_keep(stem: str, suffix: str, serialize: Callable[[], bytes], meta: d
             f"en esta sesión. Para guardarlo la próxima vez, libera espacio o apunta ${CACHE_ENV} "
             "a otra carpeta.")
         return {}
-    return {"checkpoint": str(path), "sha256": sha256_of(path)}
+    return {"checkpoint": str(path), "sha256": hashlib.sha256(payload).hexdigest()}  # no reread
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -8,6 +8,7 @@ Both keep the weights of the epoch with the highest validation accuracy, the fir
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,8 +53,6 @@ def announce_duration(seconds: float, what: str, on_cpu: bool, say=print,
                       allow_long: bool = False) -> None:
     """Say how long ``what`` is expected to take; on a CPU, refuse more than
     :data:`LONG_MINUTES` unless ``allow_long`` or ``$XAI_ALLOW_LONG=1`` (LongRunError)."""
-    import os
-
     from helpers.core.spanish import num
 
     minutes = seconds / 60

@@ -56,7 +56,7 @@ class Profile:
 
 FAST = Profile(
     name="fast",
-    cifar_train_size=None, cifar_test_size=1000, cifar_width=16, cifar_epochs=4,
+    cifar_train_size=None, cifar_test_size=1000, cifar_width=16, cifar_epochs=6,
     cifar_batch_size=256, shortcut_train_size=15000, shortcut_epochs=3,
     explain_batch_size=32, ig_steps=32, occlusion_stride=4, n_show=4,
     compare_images=32, flowers_train_size=None, flowers_val_size=None, flowers_test_size=1020,

@@ -10,6 +10,7 @@ are not searched (too common to mean anything); function exercises show no value
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,25 @@ def pytest_runtest_call(item):
                              f"{', '.join(earlier)}: the exercise is a look-up")
     seen.append((item.name, text))
     return result
+
+
+# Notebooks that tests/test_run_all_twice.py executes (twice, in one kernel) instead of nbval
+RUN_TWICE = ("03_grad_cam.ipynb", "14_grad_cam_e_integrated_gradients.ipynb")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "after_notebooks: run after every notebook of the session "
+                            "(it needs the checkpoints they leave in the cache)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave RUN_TWICE out of a directory's collection (a notebook named on the command line
+    still runs under nbval)."""
+    if collection_path.name not in RUN_TWICE:
+        return None
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    return None if collection_path.resolve() in named else True
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)

@@ -158,6 +158,28 @@ def test_train_restores_the_weights_of_the_best_epoch(monkeypatch):
     assert not torch.equal(states[1]["fc.weight"], states[2]["fc.weight"])
 
 
+def test_training_computes_in_the_mixed_precision_dtype_and_predict_in_float32():
+    model, seen = _Tiny(), []
+    model.conv.register_forward_hook(lambda m, i, out: seen.append((m.training, out.dtype)))
+    config = torch_train.TrainConfig(epochs=1, batch_size=30)
+    device = torch.device("cpu")
+    torch_train.train(model, _toy_data(), _toy_data(8), config, device)
+    expected = torch_train._mixed_dtype(device) or torch.float32
+    assert {dtype for training, dtype in seen if training} == {expected}
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}
+    assert torch_train.precision_name(device) == str(expected).removeprefix("torch.")
+    assert model.conv.weight.dtype == torch.float32
+
+
+def test_mixed_precision_is_float16_on_cuda_and_off_on_a_cpu_without_bfloat16(monkeypatch):
+    assert torch_train.mixed_precision(torch.device("cuda")).fast_dtype == torch.float16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert torch_train.precision_name(torch.device("cpu")) == "float32"
+    model = _Tiny()
+    with torch_train.mixed_precision(torch.device("cpu")):
+        assert model(torch.zeros(1, 3, 8, 8)).dtype == torch.float32
+
+
 def test_predict_restores_train_mode():
     model = _Tiny().train()
     torch_train.predict(model, _toy_data(8), torch.device("cpu"))

@@ -1,5 +1,6 @@
 """Grad-CAM and Integrated Gradients for Keras models, nested backbones included."""
 
+import logging
 import warnings
 
 import keras
@@ -150,6 +151,27 @@ def test_graph_is_built_once_per_model_and_layer(images):
     fns = ke._CACHE[model]
     assert len(fns) == 1
     assert next(iter(fns.values())).experimental_get_tracing_count() == 1
+
+
+def test_one_model_after_another_does_not_warn_of_retracing(images):
+    # TensorFlow warns after 5 traces of one Python function; each model traces its graphs once
+    # ("Run All" twice, a cascade of randomized copies), and that is not a retracing
+    said: list[str] = []
+    kept = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    tf.get_logger().addHandler(handler)
+    try:
+        for seed in range(6):
+            model = nested_model(toy_parts(seed=seed))
+            kept.append(model)
+            ke.grad_cam(model, images, "conv2")
+            ke.integrated_gradients(model, images, steps=2)
+            km.extract_features(model, tf.data.Dataset.from_tensor_slices(images).batch(5))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert all(len(ke._CACHE[m]) == 2 for m in kept)  # each model built its own two graphs
+    assert not [m for m in said if "retracing" in m], said
 
 
 def test_unknown_layer_lists_candidates(models, images):

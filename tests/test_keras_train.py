@@ -175,12 +175,18 @@ def test_load_or_train_caches_and_reloads(variant, data, random_backbone, tmp_pa
     assert meta2["from_cache"] and meta2["history"] == meta["history"]
     np.testing.assert_allclose(np.asarray(again(images)), np.asarray(model(images)), rtol=1e-5,
                                atol=1e-6)
-    _, forced = kt.load_or_train(variant, data, force=True, verbose=0)
+
+
+def test_force_or_another_configuration_retrains(data, random_backbone, tmp_path, monkeypatch):
+    # one variant: the key comparison and force are the same code for all of them
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    _, meta = kt.load_or_train("baseline", data, verbose=0)
+    _, forced = kt.load_or_train("baseline", data, force=True, verbose=0)
     assert not forced["from_cache"]
     longer = kt.FlowersSplits(dataclasses.replace(TINY, flowers_epochs=1), size=SIZE,
                               splits=fake_splits())
     said = []
-    _, other = kt.load_or_train(variant, longer, verbose=0, say=said.append)
+    _, other = kt.load_or_train("baseline", longer, verbose=0, say=said.append)
     assert not other["from_cache"]  # another config: retrained
     assert other["key"]["epochs"] == meta["key"]["epochs"] - 1
     assert "difiere en: epochs" in said[0]

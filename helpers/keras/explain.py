@@ -37,7 +37,7 @@ from helpers.core.attribution import (
 from helpers.core.filters import default_sigma
 from helpers.core.filters import gaussian_blur as blur_images
 from helpers.core.validate import batch_size_or, require_finite
-from helpers.keras.models import all_layers, layer_path
+from helpers.keras.models import all_layers, graph_of, layer_path
 
 Target = int | Sequence[int] | np.ndarray | None
 DEFAULT_BATCH_SIZE = 32  # interpolated images per forward/backward in integrated_gradients
@@ -192,37 +192,37 @@ def _grad_cam_fn(model: keras.Model, layer: str, shape: tuple) -> Callable:
     if len(split.outputs[0].shape) != 4:
         raise ValueError(f"Grad-CAM needs a layer with a 4-D output [N, h, w, k]; {layer!r} "
                          f"gives shape {tuple(split.outputs[0].shape)}")
+    return graph_of(_grad_cam_graph, split, input_signature=_signature(shape))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def run(x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            tape.watch(x)  # frozen backbones have no watched variables
-            acts, logits = split(x, training=False)
-            t = tf.where(t < 0, tf.argmax(logits, axis=1, output_type=tf.int32), t)
-            score = tf.reduce_sum(tf.gather(logits, t, batch_dims=1))
-        grads = tape.gradient(score, acts)
-        alpha = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)  # per image and channel
-        cam = tf.nn.relu(tf.reduce_sum(alpha * acts, axis=-1, keepdims=True))
-        return tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
 
-    return run
+def _grad_cam_graph(split: keras.Model, x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+    with tf.GradientTape() as tape:
+        tape.watch(x)  # frozen backbones have no watched variables
+        acts, logits = split(x, training=False)
+        t = tf.where(t < 0, tf.argmax(logits, axis=1, output_type=tf.int32), t)
+        score = tf.reduce_sum(tf.gather(logits, t, batch_dims=1))
+    grads = tape.gradient(score, acts)
+    alpha = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)  # per image and channel
+    cam = tf.nn.relu(tf.reduce_sum(alpha * acts, axis=-1, keepdims=True))
+    return tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
 
 
 def _gradient_fn(model: keras.Model, shape: tuple) -> Callable:
     """``d sum_n logit_{t_n}(x_n) / d x`` as a cached graph (holds the model weakly)."""
-    ref = weakref.ref(model)
+    return graph_of(_gradient_graph, weakref.ref(model), input_signature=_signature(shape))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def run(x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = ref()(x, training=False)
-            score = tf.reduce_sum(tf.gather(logits, t, batch_dims=1))
-        return tape.gradient(score, x)
 
-    return run
+def _gradient_graph(model_ref: weakref.ref, x: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model_ref()(x, training=False)
+        score = tf.reduce_sum(tf.gather(logits, t, batch_dims=1))
+    return tape.gradient(score, x)
+
+
+def _signature(shape: tuple) -> list[tf.TensorSpec]:
+    """A batch of any size of ``shape`` float32 images, and one int32 target per image."""
+    return [tf.TensorSpec([None, *shape], tf.float32), tf.TensorSpec([None], tf.int32)]
 
 
 def _cached(model: keras.Model, key: tuple, build: Callable[[], Callable]) -> Callable:

@@ -17,7 +17,9 @@ constants below; :func:`find_layer` looks a name up inside nested models too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,8 +212,7 @@ def extract_features(model: keras.Model, ds: tf.data.Dataset,
     ``ds`` yields ``(images, labels)`` or images. Use a pipeline without augmentation: features
     are computed once, so a random augmentation would be frozen into them.
     """
-    extractor = feature_extractor(model, cut)
-    run = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
+    run = inference_graph(feature_extractor(model, cut))
     features, labels = [], []
     for batch in ds:
         images = batch[0] if isinstance(batch, tuple) else batch
@@ -219,6 +220,26 @@ def extract_features(model: keras.Model, ds: tf.data.Dataset,
         if isinstance(batch, tuple):
             labels.append(np.asarray(batch[1]))
     return np.concatenate(features), (np.concatenate(labels) if labels else None)
+
+
+def graph_of(fn: Callable, *bound, **options) -> Callable:
+    """``tf.function(functools.partial(fn, *bound), **options)``: its own graph for each ``bound``.
+
+    TensorFlow counts traces per Python code object, so a closure (or lambda) made for each model
+    shares one counter with all the others, and tracing each once (a second "Run All", a cascade of
+    randomized copies) prints its "triggered tf.function retracing" warning. A partial object is
+    counted on its own.
+    """
+    return tf.function(functools.partial(fn, *bound), **options)
+
+
+def inference_graph(model: keras.Model) -> Callable:
+    """``model(x, training=False)`` as a graph that adapts to new batch sizes without retracing."""
+    return graph_of(_infer, model, reduce_retracing=True)
+
+
+def _infer(model: keras.Model, x: tf.Tensor) -> tf.Tensor:
+    return model(x, training=False)
 
 
 def head_from(model: keras.Model, cut: str | None = None) -> keras.Model:

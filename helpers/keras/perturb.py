@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from helpers.core.filters import gaussian_taps
 from helpers.keras import models as keras_models
+from helpers.keras.models import inference_graph as _graph
 
 GRAY = 127.5  # occlusion fill: mid-gray in [0, 255]
 
@@ -291,10 +292,6 @@ def _common_cut(members: list[keras.Model]) -> tuple[str | None, list[int]]:
     except ValueError:  # a skip connection crosses the cut: share only whole backbones
         return None, [i for i in shared if depth[i] == len(layers)]
     return cut, shared
-
-
-def _graph(model: keras.Model) -> Callable:
-    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
 
 def accuracy_of(rows: list[dict], model: str, perturbation: str = "none",

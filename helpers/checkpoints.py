@@ -183,6 +183,52 @@ def save_or_keep(stem: str, suffix: str, serialize: Callable[[], bytes], meta: d
     return {"checkpoint": str(path), "sha256": hashlib.sha256(payload).hexdigest()}  # no reread
 
 
+class Resumable:
+    """The state of an unfinished training run, saved after every epoch as ``<stem><suffix>`` in
+    the cache (:func:`save`) and used only with an equal ``key``.
+
+    ``serialize(state) -> bytes`` and ``read(path) -> state`` are the framework's; a state is a
+    dict whose ``"epoch"`` counts the finished epochs (plus ``"offset"``, epochs of an earlier
+    stage, if any).
+    """
+
+    def __init__(self, stem: str, key: dict, say: Callable[[str], Any], suffix: str,
+                 serialize: Callable[[dict], bytes], read: Callable[[Path], dict],
+                 enabled: bool = True) -> None:
+        self.stem, self.key, self.say, self.suffix = stem, key, say, suffix
+        self.serialize, self.read, self.enabled, self.warned = serialize, read, enabled, False
+
+    def load(self, epochs: int) -> dict | None:
+        """The saved state, announced, or None (``epochs``: the run's total, for the message)."""
+        found = load_first(self.stem, self.suffix, self.key, self.read, self.say)
+        if found is None:
+            return None
+        state, meta = found
+        done = state["epoch"] + state.get("offset", 0)
+        self.say(f"Se reanuda un entrenamiento interrumpido: {done} de {epochs} épocas ya hechas "
+                 f"(guardadas en {meta['checkpoint']}); sigue en la época {done + 1}.")
+        return state
+
+    def keep(self, state: dict) -> None:
+        """Save ``state``; a failure is said once and training goes on."""
+        if not self.enabled:
+            return
+        try:
+            save(self.stem, self.suffix, lambda: self.serialize(state),
+                 {"key": self.key, "epoch": state["epoch"]})
+        except Exception as err:  # a full disk must not stop the training itself
+            if not self.warned:
+                self.say(f"Aviso: no se pudo guardar el estado para reanudar "
+                         f"({type(err).__name__}: {err}); el entrenamiento sigue, pero si se "
+                         "interrumpe empezará de nuevo.")
+            self.warned = True
+
+    def discard(self) -> None:
+        """Remove the saved state (the run finished and its model is saved)."""
+        for suffix in (self.suffix, ".json"):
+            (cache_folder() / f"{self.stem}{suffix}").unlink(missing_ok=True)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the ``.<stem>.<token>.tmp*`` files of saves that a killed process left behind
     (older than this process); returns them."""

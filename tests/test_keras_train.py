@@ -272,6 +272,7 @@ def test_a_failed_keras_save_keeps_the_model_and_leaves_no_file(data, random_bac
     from faults import full_disk_after
 
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    working = kt.weights_bytes
     if failure == "full disk":
         monkeypatch.setattr("builtins.open", full_disk_after(5000))
     else:
@@ -281,10 +282,23 @@ def test_a_failed_keras_save_keeps_the_model_and_leaves_no_file(data, random_bac
     said = []
     model, meta = kt.load_or_train("baseline", data, verbose=0, say=said.append)
     assert "checkpoint" not in meta and not meta["from_cache"] and model.built
-    estimate, final = said
+    estimate, *resume, final = said
     assert estimate.startswith("Entrenamiento de «modelo base»")
     assert "sigue en memoria" in final and "XAI_CACHE_DIR" in final
-    assert list((tmp_path / "checkpoints").iterdir()) == []
+    folder = tmp_path / "checkpoints"
+    if failure == "full disk":  # the per-epoch state could not be saved either: said once
+        assert len(resume) == 1 and "reanudar" in resume[0] and "sigue" in resume[0]
+        assert list(folder.iterdir()) == []
+        return
+    # the last epoch's state was saved: the next run resumes after it, with nothing left to train
+    assert resume == [] and sorted(p.suffix for p in folder.iterdir()) == [".json", ".npz"]
+    monkeypatch.setattr(kt, "weights_bytes", working)
+    said.clear()
+    again, meta2 = kt.load_or_train("baseline", data, verbose=0, say=said.append)
+    assert any(f"{TINY.flowers_epochs} de {TINY.flowers_epochs} épocas" in line for line in said)
+    assert meta2["history"] == meta["history"] and "checkpoint" in meta2
+    for a, b in zip(model.variables, again.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
 def test_keras_weights_bytes_are_a_weights_file_keras_loads(tmp_path):
@@ -337,3 +351,78 @@ def test_the_keras_estimate_scales_with_what_each_variant_runs(data):
     assert cost["baseline"] == pytest.approx(0.01 * n)  # one pass to extract the features
     assert cost["augment"] == pytest.approx(2 * 0.01 * n * TINY.flowers_epochs)
     assert cost["augment_finetune"] > cost["finetune"] > cost["baseline"]
+
+
+@pytest.mark.parametrize("variant, interrupted_at", [("mixup", 2), ("augment_finetune", 4)])
+def test_an_interrupted_keras_training_resumes_and_ends_as_an_uninterrupted_one(
+        variant, interrupted_at, random_backbone, tmp_path, monkeypatch):
+    """Ctrl-C during an epoch's validation (the 4th: the second epoch of fine-tuning): the next
+    load_or_train goes on from the last finished epoch and ends bit for bit where an
+    uninterrupted run ends."""
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
+    longer = dataclasses.replace(TINY, flowers_epochs=3, flowers_finetune_epochs=2)
+    data = kt.FlowersSplits(longer, size=SIZE, splits=fake_splits())
+    whole, meta = kt.load_or_train(variant, data, verbose=0)
+    folder = tmp_path / "checkpoints"
+    stem = kt.checkpoint_stem(longer, variant)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.json", f"{stem}.weights.h5"]
+    real_metrics, calls = kt.soft_label_metrics, []
+
+    def interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == interrupted_at:
+            raise KeyboardInterrupt
+        return real_metrics(*args, **kwargs)
+
+    monkeypatch.setattr(kt, "soft_label_metrics", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        kt.load_or_train(variant, data, verbose=0, force=True)
+    monkeypatch.setattr(kt, "soft_label_metrics", real_metrics)
+    assert (folder / f"{stem}.resume.npz").exists()
+    (folder / f"{stem}.weights.h5").unlink()  # as if no finished model had been saved
+    said = []
+    resumed, meta2 = kt.load_or_train(variant, data, verbose=0, say=said.append)
+    total = 3 + (2 if variant == "augment_finetune" else 0)
+    done = interrupted_at - 1
+    assert any("Se reanuda" in line and f"{done} de {total}" in line for line in said), said
+    assert meta2["history"] == meta["history"] and meta2["best_epoch"] == meta["best_epoch"]
+    for a, b in zip(whole.variables, resumed.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert not (folder / f"{stem}.resume.npz").exists()  # finished: state removed
+
+
+def test_a_training_state_round_trips_without_pickle(tmp_path):
+    state = {"epoch": 2, "variables": [np.arange(3, dtype="f4"), np.int64(7)],
+             "optimizer": [np.zeros((2, 2), "f4")], "best": None, "wait": 1,
+             "history": {"loss": [1.5, 0.5]}, "seconds": 3.25, "stage": 2,
+             "head": [np.ones(12, "f4").reshape(3, 4)] * 11}
+    path = tmp_path / "s.npz"
+    path.write_bytes(kt.state_bytes(state))
+    again = kt.read_state(path)
+    assert again["best"] is None and again["wait"] == 1 and again["history"] == state["history"]
+    for name in ("variables", "optimizer", "head"):  # order kept past 10 entries
+        assert len(again[name]) == len(state[name])
+        for a, b in zip(again[name], state[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.load(path, allow_pickle=False)  # nothing in it needs pickle
+
+
+def test_every_epoch_pipeline_reads_the_training_images_once(data):
+    """Each epoch builds its own seeded pipeline; the resized images are cached once for all."""
+    reads = tf.Variable(0, dtype=tf.int64)
+
+    def counted(image, label):
+        reads.assign_add(1)
+        return image, label
+
+    data.datasets["train"] = data.datasets["train"].map(counted)
+    n = data.infos["train"].num_examples
+    firsts = []
+    for epoch in range(3):
+        batches = kt.training_batches(data, 0, True, None, epoch)
+        firsts.append(np.concatenate([y.numpy().argmax(1) for _, y in batches]))
+    assert int(reads.numpy()) == n
+    assert not np.array_equal(firsts[0], firsts[1])  # a new order every epoch...
+    again = kt.training_batches(data, 0, True, None, 1)
+    np.testing.assert_array_equal(np.concatenate([y.numpy().argmax(1) for _, y in again]),
+                                  firsts[1])  # ...that depends on the epoch alone

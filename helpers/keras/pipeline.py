@@ -27,7 +27,7 @@ def resize(image: tf.Tensor, label: tf.Tensor, size: int = 224) -> tuple[tf.Tens
 
 def make_pipeline(ds: tf.data.Dataset, batch_size: int, training: bool = False,
                   augment: Callable | None = None, mix: Mix | None = None,
-                  one_hot: int | None = None, size: int = 224, shuffle_buffer: int = 1024,
+                  one_hot: int | None = None, size: int | None = 224, shuffle_buffer: int = 1024,
                   seed: int = 0, cache: bool = False) -> tf.data.Dataset:
     """Batches ``(float32 images [B, size, size, 3] in [0, 255], labels)`` from (image, label).
 
@@ -36,6 +36,7 @@ def make_pipeline(ds: tf.data.Dataset, batch_size: int, training: bool = False,
     training=True)`` (training only; e.g. :func:`helpers.keras.augment.augmentation_block`) ->
     ``mix(x, y)`` (training only; e.g. :func:`helpers.keras.augment.mixup`) -> prefetch.
 
+    ``size=None``: the images are already resized (and cached, if wanted).
     Labels are int64 [B], or one-hot float32 [B, K] with ``one_hot=K``. A ``mix`` needs one-hot
     labels, so it requires ``one_hot``: pass the same ``one_hot`` to the validation pipeline and
     both can use ``CategoricalCrossentropy``. If ``mix`` has a ``seed`` parameter it gets a
@@ -44,7 +45,8 @@ def make_pipeline(ds: tf.data.Dataset, batch_size: int, training: bool = False,
     if mix is not None and one_hot is None:
         raise ValueError("mix produces soft labels: pass one_hot=num_classes (and the same "
                          "one_hot to the validation pipeline, so both use one loss)")
-    ds = ds.map(lambda x, y: resize(x, y, size), num_parallel_calls=AUTOTUNE)
+    if size is not None:
+        ds = ds.map(lambda x, y: resize(x, y, size), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()
     if training:

@@ -14,7 +14,7 @@ exact:
 - the baseline (no augmentation) trains its head on features computed once
   (:meth:`FlowersSplits.features`);
 - validation and test use the cached features of their (never augmented) images, also while a
-  variant trains on an augmented image pipeline (:class:`FeatureValidation`).
+  variant trains on an augmented image pipeline (:func:`train_classifier`).
 
 Augmentation, Mixup and CutMix change the input images every epoch, so those variants run the
 frozen backbone on every training batch. ``finetune`` (:func:`fine_tune`) then trains the top of
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers import checkpoints
+from helpers.core.spanish import num, pct
 from helpers.core.stats import stratified_sample
 from helpers.core.training import TrainResult, announce_duration
 from helpers.data import load_flowers102
@@ -51,7 +53,8 @@ TITLES = {"baseline": "modelo base", "augment": "aumento (capas Keras)", "mixup"
 ON_FEATURES = ("baseline", "baseline_long")
 FINE_TUNED = ("finetune", "augment_finetune")
 BACKBONE_BY_PROFILE = {"fast": "mobilenet", "full": "mobilenet_v2"}
-CACHE_VERSION = 3  # bump when training code changes what a checkpoint means
+CACHE_VERSION = 4  # bump when training code changes what a checkpoint means
+ARRAY_LISTS = ("variables", "optimizer", "best", "head")  # the arrays of a training state
 
 
 def backbone_for(profile: Profile) -> str:
@@ -148,6 +151,7 @@ class FlowersSplits:
         self.num_classes = len(self.class_names)
         self._features: dict[tuple[str, str], Features] = {}
         self._labels: dict[str, np.ndarray] = {}
+        self._resized: dict[str, tf.data.Dataset] = {}
 
     def pipeline(self, split: str, training: bool = False, augment: Callable | None = None,
                  mix: Callable | None = None, seed: int | None = None,
@@ -157,15 +161,20 @@ class FlowersSplits:
         ``seed`` (default: the data seed) sets the shuffling and the mixes of a training run;
         ``indices`` keeps only those images of the split (in split order).
         """
-        ds = self.datasets[split]
+        ds, size = self.datasets[split], self.size
         if indices is not None:
             keep = tf.constant(np.unique(np.asarray(indices, np.int64)))
             ds = ds.enumerate().filter(lambda i, xy: tf.reduce_any(tf.equal(i, keep)))
             ds = ds.map(lambda i, xy: xy)
+        elif training:  # one resized, cached copy for every epoch's pipeline
+            if split not in self._resized:
+                self._resized[split] = ds.map(lambda x, y: pipeline.resize(x, y, self.size),
+                                              num_parallel_calls=tf.data.AUTOTUNE).cache()
+            ds, size = self._resized[split], None
         return pipeline.make_pipeline(ds, self.profile.flowers_batch_size, training=training,
                                      augment=augment, mix=mix, one_hot=self.num_classes,
-                                     size=self.size, seed=self.seed if seed is None else seed,
-                                     cache=indices is None)
+                                     size=size, seed=self.seed if seed is None else seed,
+                                     cache=indices is None and size is not None)
 
     def robustness_indices(self) -> np.ndarray | None:
         """Validation images of the robustness study: ``profile.robustness_images`` of them,
@@ -204,25 +213,6 @@ class FlowersSplits:
         return self._features[key]
 
 
-class FeatureValidation(keras.callbacks.Callback):
-    """Adds ``val_loss``/``val_accuracy`` from cached validation features at each epoch's end.
-
-    Exact for a frozen backbone (the model's logits are ``head(features)``). Put it before
-    ``EarlyStopping`` in the callback list: later callbacks (and the History) see its values.
-    """
-
-    def __init__(self, head: keras.Model, features: Features) -> None:
-        super().__init__()
-        self.head, self.features = head, features
-        self.loss = keras.losses.CategoricalCrossentropy(from_logits=True)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is None:
-            return
-        loss, acc = soft_label_metrics(self.head, self.features.x, self.features.y)
-        logs["val_loss"], logs["val_accuracy"] = loss, acc
-
-
 def soft_label_metrics(model: keras.Model, x: np.ndarray, y: np.ndarray,
                        batch_size: int = 1024) -> tuple[float, float]:
     """Mean cross-entropy on logits and accuracy (argmax vs argmax of the labels) of ``model``."""
@@ -238,40 +228,111 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> None:
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
-def train_classifier(model: keras.Model, train: tf.data.Dataset | Features,
+def train_classifier(model: keras.Model,
+                     train: Features | tf.data.Dataset | Callable[[int], tf.data.Dataset],
                      val: tf.data.Dataset | Features, epochs: int, learning_rate: float = 1e-2,
                      patience: int = 4, batch_size: int = 32, seed: int = 0,
-                     verbose: int = 2, cut: str | None = None) -> TrainResult:
+                     verbose: int = 2, cut: str | None = None, state: dict | None = None,
+                     keep: Callable[[dict], object] | None = None) -> TrainResult:
     """Train with early stopping on validation accuracy; the model keeps its best epoch.
 
-    ``train``: a pipeline of (images, one-hot labels), or :class:`Features` (then only the head
-    is trained, on the cached features; with ``cut``, the features are the activations entering
-    that backbone layer and the layers from it up are trained). ``val``: a pipeline or
-    :class:`Features` (at the same ``cut``). Early
-    stopping monitors ``val_accuracy`` with ``patience`` and ``restore_best_weights=True`` (the
-    first epoch with the highest value wins).
+    ``train``: :class:`Features` (then only the head is trained, on the cached features; with
+    ``cut``, the features are the activations entering that backbone layer and the layers from
+    it up are trained), or image batches: a function ``epoch -> pipeline`` (reproducible epoch
+    by epoch, so a resumed run sees the data an uninterrupted one sees) or one pipeline.
+    ``val``: :class:`Features` (at the same ``cut``; exact for a frozen backbone, the logits are
+    ``head(features)``) or a pipeline. Early stopping: after ``patience`` epochs without a
+    higher validation accuracy; the first epoch with the highest value wins and is restored.
+
+    One ``fit`` per epoch, with every random generator seeded from ``(seed, epoch)``. After each
+    epoch ``keep(state)`` receives everything needed to go on (weights, optimizer, best weights,
+    patience count, history); ``train_classifier(..., state=that)`` continues from there and
+    ends with the weights an uninterrupted run gives.
     """
     keras.utils.set_random_seed(seed)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                            patience=patience, restore_best_weights=True)
-    callbacks: list = [stopper]
-    if isinstance(train, Features):
-        net = keras_models.head_from(model, cut)
-        if not isinstance(val, Features):
-            raise ValueError("training on features needs validation features too")
-        kwargs = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": True,
-                  "validation_data": (val.x, val.y)}
-    else:
-        net = model
-        kwargs = {"x": train, "shuffle": False}  # the pipeline shuffles
-        if isinstance(val, Features):
-            callbacks.insert(0, FeatureValidation(keras_models.head_from(model, cut), val))
-        else:
-            kwargs["validation_data"] = val
+    on_features = isinstance(train, Features)
+    if on_features and not isinstance(val, Features):
+        raise ValueError("training on features needs validation features too")
+    net = keras_models.head_from(model, cut) if on_features else model
+    head = keras_models.head_from(model, cut) if isinstance(val, Features) else None
     compile_classifier(net, learning_rate)
-    start = time.monotonic()
-    history = net.fit(epochs=epochs, callbacks=callbacks, verbose=verbose, **kwargs)
-    return TrainResult.from_history(history.history, time.monotonic() - start)
+    net.optimizer.build(net.trainable_variables)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [],
+                                       "val_accuracy": []}
+    best, wait, first, spent = None, 0, 0, 0.0
+    if state is not None:
+        _assign(net.variables, state["variables"])
+        _assign(net.optimizer.variables, state["optimizer"])
+        history, best, wait = state["history"], state["best"], state["wait"]
+        first, spent = state["epoch"], state["seconds"]
+    start = time.monotonic() - spent
+    for epoch in range(first, epochs):
+        if wait >= patience:
+            break
+        keras.utils.set_random_seed(_epoch_seed(seed, epoch))
+        if on_features:
+            fit = net.fit(train.x, train.y, batch_size=batch_size, shuffle=True, verbose=0)
+        else:
+            batches = train(epoch) if callable(train) else train
+            fit = net.fit(batches, shuffle=False, verbose=0)  # the pipeline shuffles
+        if head is not None:
+            val_loss, val_acc = soft_label_metrics(head, val.x, val.y)
+        else:
+            val_loss, val_acc = (float(v) for v in net.evaluate(val, verbose=0))
+        better = not history["val_accuracy"] or val_acc > max(history["val_accuracy"])
+        for name, value in (("loss", fit.history["loss"][0]),
+                            ("accuracy", fit.history["accuracy"][0]),
+                            ("val_loss", val_loss), ("val_accuracy", val_acc)):
+            history[name].append(float(value))
+        best = [v.numpy() for v in net.variables] if better else best
+        wait = 0 if better else wait + 1
+        if verbose:
+            print(f"época {epoch + 1}/{epochs}: pérdida {num(history['loss'][-1], 3)}, "
+                  f"exactitud en validación {pct(val_acc)}")
+        if keep is not None:
+            keep({"epoch": epoch + 1, "variables": [v.numpy() for v in net.variables],
+                  "optimizer": [v.numpy() for v in net.optimizer.variables], "best": best,
+                  "wait": wait, "history": history, "seconds": time.monotonic() - start})
+    if best is not None:
+        _assign(net.variables, best)
+    return TrainResult.from_history(history, time.monotonic() - start)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch of the run with ``seed`` (distinct for every pair)."""
+    return seed * 100_003 + epoch + 1
+
+
+def _assign(variables: list, values: list) -> None:
+    if len(variables) != len(values):
+        raise checkpoints.CheckpointError(
+            f"the saved state holds {len(values)} arrays for {len(variables)} variables")
+    for var, value in zip(variables, values, strict=True):
+        var.assign(value)
+
+
+def state_bytes(state: dict) -> bytes:
+    """A training state (:func:`train_classifier`) as ``.npz`` bytes: each list of arrays under
+    ``<name>/<i>``, everything else as JSON (no pickle)."""
+    arrays = {f"{name}/{i}": np.asarray(v) for name in ARRAY_LISTS
+              for i, v in enumerate(state.get(name) or [])}
+    rest = {k: v for k, v in state.items() if k not in ARRAY_LISTS}
+    rest["present"] = [name for name in ARRAY_LISTS if state.get(name) is not None]
+    arrays["json"] = np.array(json.dumps(rest))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def read_state(path) -> dict:
+    """The training state :func:`state_bytes` wrote to ``path``."""
+    with np.load(path, allow_pickle=False) as npz:
+        state = json.loads(str(npz["json"]))
+        lists: dict[str, list] = {name: [] for name in state.pop("present")}
+        for entry in sorted((k for k in npz.files if "/" in k),
+                            key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
+            lists[entry.split("/")[0]].append(npz[entry])
+    return {**state, **{name: lists.get(name) for name in ARRAY_LISTS}}
 
 
 def build_for(config: TrainConfig, num_classes: int, weights="imagenet") -> keras.Model:
@@ -282,7 +343,8 @@ def build_for(config: TrainConfig, num_classes: int, weights="imagenet") -> kera
 
 
 def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, say=print,
-                  allow_long: bool = False) -> tuple[keras.Model, TrainResult]:
+                  allow_long: bool = False, state: dict | None = None,
+                  keep: Callable[[dict], object] | None = None) -> tuple[keras.Model, TrainResult]:
     """Build and train one variant: baseline on cached features, the others on image batches.
 
     ``augment``: :func:`helpers.keras.augment.augmentation_block`; ``mixup``/``cutmix``: those
@@ -294,6 +356,7 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
     Before training it says how long the run should take (:func:`estimate_seconds`, from the
     validation features' measured cost) and, on a CPU, refuses a run longer than
     :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or ``$XAI_ALLOW_LONG=1``.
+    ``keep``/``state``: the per-epoch training state, to resume (:func:`train_classifier`).
     """
     keras.utils.set_random_seed(config.seed)
     model = build_for(config, data.num_classes)
@@ -304,20 +367,32 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
               "seed": config.seed, "verbose": verbose}
-    if config.variant in ON_FEATURES + FINE_TUNED:
-        train = data.features("train", model)
-        result = train_classifier(model, train, val, **common)
+    if config.variant not in ON_FEATURES + FINE_TUNED:
+        mix = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
+               "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
+        batches = functools.partial(training_batches, data, config.seed,
+                                    config.variant == "augment", mix.get(config.variant))
+        return model, train_classifier(model, batches, val, **common, state=state, keep=keep)
+    train = data.features("train", model)
+    if state is not None and state.get("stage") == 2:  # the head had finished: skip it
+        result = TrainResult.from_history(state["head_history"], state["head_seconds"])
+    else:
+        stage = None if keep is None else lambda st: keep({**st, "stage": 1})
+        result = train_classifier(model, train, val, **common, state=state, keep=stage)
         result.seconds += train.seconds
-        if config.variant in FINE_TUNED:
-            result = fine_tune(model, config, data, result, verbose)
-        return model, result
-    mixes = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
-             "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
-    batches = data.pipeline(
-        "train", training=True, mix=mixes.get(config.variant), seed=config.seed,
-        augment=augment.augmentation_block(seed=config.seed)
-        if config.variant == "augment" else None)
-    return model, train_classifier(model, batches, val, **common)
+        state = None
+    if config.variant in FINE_TUNED:
+        result = fine_tune(model, config, data, result, verbose, state, keep)
+    return model, result
+
+
+def training_batches(data: FlowersSplits, seed: int, augmented: bool, mix: Callable | None,
+                     epoch: int) -> tf.data.Dataset:
+    """The training pipeline of one epoch: shuffling, augmentation and mixes seeded from
+    ``(seed, epoch)`` alone, so an epoch's batches do not depend on the epochs before it."""
+    epoch_seed = _epoch_seed(seed, epoch)
+    block = augment.augmentation_block(seed=epoch_seed) if augmented else None
+    return data.pipeline("train", training=True, augment=block, mix=mix, seed=epoch_seed)
 
 
 def estimate_seconds(config: TrainConfig, data: FlowersSplits, per_image: float) -> float:
@@ -336,7 +411,8 @@ def estimate_seconds(config: TrainConfig, data: FlowersSplits, per_image: float)
 
 
 def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head: TrainResult,
-              verbose: int = 2) -> TrainResult:
+              verbose: int = 2, state: dict | None = None,
+              keep: Callable[[dict], object] | None = None) -> TrainResult:
     """Second stage of keras.io's transfer-learning recipe, after the head (``head``) is trained.
 
     The top ``config.fine_tune_kernels`` convolutions of the backbone are unfrozen (BatchNorm
@@ -346,26 +422,32 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
     runs on the activations entering ``cut``, computed once; ``augment_finetune`` trains on
     augmented image batches through the whole model. The model keeps the best epoch of both
     stages (the head's if fine-tuning never beats it); the history runs through both.
+    ``state``/``keep``: as :func:`train_classifier`'s, for this stage (they carry the head's
+    weights and history, so a resumed run skips the head).
     """
-    head_weights = {v.path: v.numpy() for v in model.weights}
+    if state is not None:
+        _assign(model.variables, state["head"])
+    head_weights = [v.numpy() for v in model.variables]
     cut = keras_models.unfreeze_top(model, config.fine_tune_kernels)[0]
     val = data.features("validation", model, cut)  # the layers below cut stay frozen
     if config.variant == "augment_finetune":  # new images every epoch: through the whole model
-        train = data.pipeline("train", training=True, seed=config.seed,
-                              augment=augment.augmentation_block(seed=config.seed))
+        train = functools.partial(training_batches, data, config.seed, True, None)
     else:
         train = data.features("train", model, cut)
+    stage = None if keep is None else lambda st: keep(
+        {**st, "stage": 2, "offset": head.epochs_run, "head": head_weights,
+         "head_history": head.history, "head_seconds": head.seconds})
     second = train_classifier(model, train, val, epochs=config.fine_tune_epochs,
                               learning_rate=config.fine_tune_learning_rate,
                               patience=config.patience, batch_size=config.batch_size,
-                              seed=config.seed, verbose=verbose, cut=cut)
+                              seed=config.seed, verbose=verbose, cut=cut, state=state,
+                              keep=stage)
     keras_models.set_backbone_trainable(model, False)
     history = {k: head.history[k] + second.history[k] for k in head.history if k in second.history}
     history["stage"] = [1.0] * head.epochs_run + [2.0] * second.epochs_run
     result = TrainResult.from_history(history, head.seconds + second.seconds)
     if result.best_epoch <= head.epochs_run:  # fine-tuning never beat the head alone
-        for var in model.weights:
-            var.assign(head_weights[var.path])
+        _assign(model.variables, head_weights)
     return result
 
 
@@ -402,7 +484,8 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
     checkpoint is used only when its :func:`run_key` equals this run's. ``force=True`` retrains;
     ``seed`` picks one of the variant's training runs (:func:`seeds_for`).
     Returns ``(model, meta)``; ``meta`` holds the key, the :class:`TrainResult` fields, the
-    profile and ``"from_cache"``.
+    profile and ``"from_cache"``. An interrupted training resumes from its last finished epoch
+    (:class:`helpers.checkpoints.Resumable`, ``<stem>.resume.npz`` in the cache).
     """
     config = config_for(data.profile, variant, preprocessing, data.size, seed)
     key = run_key(config, data)
@@ -416,12 +499,18 @@ def load_or_train(variant: str, data: FlowersSplits, preprocessing: str = "own",
     problem = checkpoints.cache_problem()
     if problem:
         say(f"Aviso: {problem}.")
+    progress = checkpoints.Resumable(f"{stem}.resume", key, say, ".npz", state_bytes,
+                                     read_state, enabled=problem is None)
+    state = None if force else progress.load(config.epochs + (
+        config.fine_tune_epochs if variant in FINE_TUNED else 0))
     model, result = train_variant(config, data, verbose=verbose, say=say,
-                                  allow_long=allow_long)
+                                  allow_long=allow_long, state=state, keep=progress.keep)
     meta = {"key": key, "profile": data.profile.name, **asdict(result)}
     if problem is None:
         meta.update(checkpoints.save_or_keep(stem, ".weights.h5", lambda: weights_bytes(model),
                                              meta, say))
+    if "checkpoint" in meta:
+        progress.discard()  # the finished model is saved: nothing left to resume
     return model, {**meta, "from_cache": False}
 
 

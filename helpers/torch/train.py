@@ -283,7 +283,7 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     Training says how long it should take (:func:`estimate_seconds`) and, on a CPU, does not
     start a run longer than :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or
     ``$XAI_ALLOW_LONG=1``; an interrupted run resumes from its last finished epoch
-    (:class:`Resumable`).
+    (:class:`helpers.checkpoints.Resumable`).
     """
     from helpers.data import load_cifar10
     from helpers.torch.models import resnet18_cifar
@@ -310,7 +310,8 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
         planted, _, _ = plant_training_cue(train_images.images, train_images.labels, shortcut)
         train_images = CifarImages(planted, train_images.labels, train_images.normalization)
     train_set, val_set = split_validation(train_images, VAL_FRACTION, config.seed)
-    progress = Resumable(f"{stem}.resume", key, say, enabled=problem is None)
+    progress = checkpoints.Resumable(f"{stem}.resume", key, say, ".pt", _state_bytes,
+                                     _load_state, enabled=problem is None)
     state = None if force else progress.load(config.epochs)
     left = config.epochs - (state["epoch"] if state else 0)
     announce_duration(estimate_seconds(model, train_set, val_set, config, device, left),
@@ -327,44 +328,6 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     if "checkpoint" in meta:
         progress.discard()  # the finished model is saved: nothing left to resume
     return model.eval(), meta
-
-
-class Resumable:
-    """The state of an unfinished training run, saved after every epoch under ``<stem>.pt`` in
-    the cache (:func:`helpers.checkpoints.save`) and used only with an equal ``key``."""
-
-    def __init__(self, stem: str, key: dict, say: Callable[[str], Any], enabled: bool = True):
-        self.stem, self.key, self.say, self.enabled, self.warned = stem, key, say, enabled, False
-
-    def load(self, epochs: int) -> dict | None:
-        """The saved state, announced, or None."""
-        found = checkpoints.load_first(self.stem, ".pt", self.key, _load_state, self.say)
-        if found is None:
-            return None
-        state, meta = found
-        self.say(f"Se reanuda un entrenamiento interrumpido: {state['epoch']} de {epochs} épocas "
-                 f"ya hechas (guardadas en {meta['checkpoint']}); sigue en la época "
-                 f"{state['epoch'] + 1}.")
-        return state
-
-    def keep(self, state: dict) -> None:
-        """Save ``state``; a failure is said once and training goes on."""
-        if not self.enabled:
-            return
-        try:
-            checkpoints.save(self.stem, ".pt", lambda: _state_bytes(state),
-                             {"key": self.key, "epoch": state["epoch"]})
-        except Exception as err:  # a full disk must not stop the training itself
-            if not self.warned:
-                self.say(f"Aviso: no se pudo guardar el estado para reanudar "
-                         f"({type(err).__name__}: {err}); el entrenamiento sigue, pero si se "
-                         "interrumpe empezará de nuevo.")
-            self.warned = True
-
-    def discard(self) -> None:
-        """Remove the saved state (the run finished and its model is saved)."""
-        for suffix in (".pt", ".json"):
-            (checkpoints.cache_folder() / f"{self.stem}{suffix}").unlink(missing_ok=True)
 
 
 def _state_bytes(state: dict) -> bytes:

@@ -86,6 +86,19 @@ def test_keras_augmentation_block_in_the_pipeline(raw):
     assert np.abs(aug - plain).mean() > 1
 
 
+def test_keras_augmentation_repeats_with_its_seed():
+    """Many batches in flight: a parallel map would draw the random layers' generator in thread
+    order and give other images for the same seed."""
+    rng = np.random.default_rng(1)
+    ds = tf.data.Dataset.from_tensor_slices((rng.integers(0, 256, (96, 48, 48, 3), np.uint8),
+                                             np.arange(96) % K))
+    runs = [collect(pipeline.make_pipeline(ds, 8, training=True, size=48, seed=1,
+                                           augment=augment.augmentation_block(seed=seed)))[0]
+            for seed in (5, 5, 6)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
 def test_mix_needs_one_hot_and_runs_only_in_training(raw):
     ds, _, _ = raw
     mix = functools.partial(augment.mixup, alpha=0.4)

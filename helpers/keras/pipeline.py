@@ -55,7 +55,9 @@ def make_pipeline(ds: tf.data.Dataset, batch_size: int, training: bool = False,
     if one_hot is not None:
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot, dtype=tf.float32)))
     if training and augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
+        # sequential: Keras random layers draw from a stateful generator, which parallel calls
+        # would consume in thread order (the same seed, other images on every run)
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
     if training and mix is not None:
         ds = _apply_mix(ds, mix, seed)
     return ds.prefetch(AUTOTUNE)

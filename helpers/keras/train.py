@@ -254,7 +254,7 @@ def train_classifier(model: keras.Model,
     if on_features and not isinstance(val, Features):
         raise ValueError("training on features needs validation features too")
     net = keras_models.head_from(model, cut) if on_features else model
-    head = keras_models.head_from(model, cut) if isinstance(val, Features) else None
+    scorer = _validation(model, net, val, cut)
     compile_classifier(net, learning_rate)
     net.optimizer.build(net.trainable_variables)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [],
@@ -275,10 +275,7 @@ def train_classifier(model: keras.Model,
         else:
             batches = train(epoch) if callable(train) else train
             fit = net.fit(batches, shuffle=False, verbose=0)  # the pipeline shuffles
-        if head is not None:
-            val_loss, val_acc = soft_label_metrics(head, val.x, val.y)
-        else:
-            val_loss, val_acc = (float(v) for v in net.evaluate(val, verbose=0))
+        val_loss, val_acc = scorer()
         better = not history["val_accuracy"] or val_acc > max(history["val_accuracy"])
         for name, value in (("loss", fit.history["loss"][0]),
                             ("accuracy", fit.history["accuracy"][0]),
@@ -296,6 +293,17 @@ def train_classifier(model: keras.Model,
     if best is not None:
         _assign(net.variables, best)
     return TrainResult.from_history(history, time.monotonic() - start)
+
+
+def _validation(model: keras.Model, net: keras.Model, val: Features | tf.data.Dataset,
+                cut: str | None) -> Callable[[], tuple[float, float]]:
+    """``() -> (val_loss, val_accuracy)`` of the model ``net`` trains: the head on validation
+    features (exact for a frozen backbone: the logits are ``head(features)``), or ``net``
+    evaluated on a pipeline."""
+    if not isinstance(val, Features):
+        return lambda: tuple(float(v) for v in net.evaluate(val, verbose=0))
+    head = net if net is not model else keras_models.head_from(model, cut)
+    return lambda: soft_label_metrics(head, val.x, val.y)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

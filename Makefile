@@ -1,11 +1,11 @@
-# make test | make run | make student | make autograde | make export | make grading-demo | make lab
+# make test | make run | make site | make student | make autograde | make export | make grading-demo | make lab
 # (see README.md)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CELL_TIMEOUT ?= 900
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit run student autograde export formgrader grading-demo lab lint clean checkpoints
+.PHONY: install test unit run site student autograde export formgrader grading-demo lab lint clean checkpoints
 
 install: $(STAMP)
 
@@ -23,9 +23,14 @@ test: install
 unit: install
 	$(PY) -m pytest tests
 
-## Execute every notebook (automatic profile) into build/, with HTML pages and build/index.html.
+## Execute every notebook (automatic profile) into build/, with HTML pages and build/run_<profile>.json.
 run: install
 	$(PY) tools/run_notebooks.py --out build
+
+## The course site from the notebooks `make run` executed: build/site/index.html.
+## Set XAI_COLAB_BASE (e.g. the Colab address of the repository's branch) for "Abrir en Colab".
+site: install
+	$(PY) tools/build_site.py --executed build --out build/site
 
 ## Student versions from nbgrader (course in build/nbgrader/, released notebooks in build/student/).
 student: install

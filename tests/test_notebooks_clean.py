@@ -34,3 +34,12 @@ def test_starts_with_bootstrap_then_setup(path):
 def test_bootstrap_cell_is_identical_everywhere():
     firsts = {"".join(_code_cells(p)[0]["source"]) for p in NOTEBOOKS}
     assert len(firsts) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_set_up_cells_are_folded(path):
+    """The course site (``hide-input``) and JupyterLab (``source_hidden``) fold the bootstrap and
+    setup cells; their outputs (the run's banner) stay visible."""
+    for cell in _code_cells(path)[:2]:
+        assert "hide-input" in cell["metadata"].get("tags", []), path.name
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True, path.name

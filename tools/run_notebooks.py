@@ -1,13 +1,15 @@
-"""Execute every notebook and write executed copies, one HTML page each, and an index.
+"""Execute every notebook; write executed copies, one HTML page each, and the run's timings.
 
 Usage: python tools/run_notebooks.py [--out build] [--timeout 1800] [notebooks/NN_*.ipynb ...]
-The profile is the automatic one unless $XAI_PROFILE says otherwise.
+The profile is the automatic one unless $XAI_PROFILE says otherwise. ``run_<profile>.json``
+(profile, device, seconds and status per notebook) feeds the course site (``make site``), which
+shows the times of every profile run into the same folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
+import json
 import os
 import sys
 import time
@@ -38,15 +40,15 @@ def run_one(path: Path, out: Path, timeout: int) -> tuple[bool, float]:
     return ok, seconds
 
 
-def write_index(out: Path, rows: list[tuple[str, bool, float]]) -> None:
-    items = "\n".join(
-        f'<tr><td><a href="{html.escape(Path(n).with_suffix(".html").name)}">{html.escape(n)}'
-        f'</a></td><td>{"ok" if ok else "ERROR"}</td><td>{s:.0f} s</td></tr>'
-        for n, ok, s in rows)
-    (out / "index.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>Cuadernos ejecutados</title>"
-        "<h1>Cuadernos ejecutados</h1><table><tr><th>cuaderno</th><th>estado</th>"
-        f"<th>tiempo</th></tr>\n{items}\n</table>\n", encoding="utf-8")
+def write_run(out: Path, rows: list[tuple[str, bool, float]]) -> Path:
+    """``run_<profile>.json``: the run's profile and device, each notebook's status and time."""
+    from helpers.profile import cuda_gpu_present, get_profile
+
+    run = {"profile": get_profile().name, "device": "GPU" if cuda_gpu_present() else "CPU",
+           "notebooks": {n: {"ok": ok, "seconds": round(s, 1)} for n, ok, s in rows}}
+    path = out / f"run_{run['profile']}.json"
+    path.write_text(json.dumps(run, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
 
 
 def main() -> int:
@@ -67,8 +69,7 @@ def main() -> int:
         print(f"[{i}/{len(paths)}] {path.name}: {'ok' if ok else 'ERROR'} in {seconds:.0f} s",
               flush=True)
         rows.append((path.name, ok, seconds))
-    write_index(args.out, rows)
-    print(f"Wrote {args.out / 'index.html'}")
+    print(f"Wrote {write_run(args.out, rows)} (the course site: make site)")
     return 0 if all(ok for _, ok, _ in rows) else 1
 
 

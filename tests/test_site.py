@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -139,11 +140,16 @@ def test_colab_and_downloads_only_where_configured(sites):
 def test_the_site_in_a_headless_browser(sites):
     site = sites["colab"].parent
     lesson = site / f"{Path(SAMPLE[0]).stem}.html"
-    report = browse(lesson)
+    report = browse(lesson.as_uri(), CHECK)
     assert report["broken_images"] == [] and report["images"] >= 1, report
     assert report["bootstrap_folded"] and BANNER in report["banner_text"], report
     assert report["wide_table_scrolls"], report
     assert report["sidebar"][:2] == [Path(n).stem for n in SAMPLE] or len(report["sidebar"]) >= 2
+    other = browse((site / f"{Path(SAMPLE[1]).stem}.html").as_uri(), CHECK)
+    assert other["broken_images"] == [] and other["images"] >= 1, other
+    found = browse((site / "search.html").as_uri() + "?q=Flowers102", SEARCH,
+                   ready="document.querySelectorAll('#search-results li').length > 0")
+    assert any(Path(SAMPLE[1]).stem in href for href in found), found  # offline search works
     for name, page in (("home", site / "index.html"), ("lesson", lesson)):
         shot = site / f"screenshot_{name}.png"
         subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
@@ -171,24 +177,29 @@ CHECK = """(() => {
 })()"""
 
 
-def browse(page: Path) -> dict:
-    """Open ``page`` in headless Chromium and run CHECK in it (DevTools protocol over a pipe-less
-    local websocket)."""
+SEARCH = """JSON.stringify([...document.querySelectorAll('#search-results li a')]
+                          .map(a => a.getAttribute('href')))"""
+
+
+def browse(url: str, check: str, ready: str = "true"):
+    """Open ``url`` in headless Chromium, wait until ``ready`` is true (at most 20 s), then return
+    what the JavaScript ``check`` gives as JSON (DevTools protocol over a local websocket)."""
     import websocket  # websocket-client
 
+    profile = tempfile.TemporaryDirectory()
     proc = subprocess.Popen([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
                              "--remote-debugging-port=0", "--remote-allow-origins=*",
-                             f"--user-data-dir={page.parent / '.chromium'}", "about:blank"],
+                             f"--user-data-dir={profile.name}", "about:blank"],
                             stderr=subprocess.PIPE, text=True)
     try:
-        url = None
+        endpoint = None
         deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
+        while endpoint is None and time.monotonic() < deadline:
             line = proc.stderr.readline()
             if "DevTools listening on" in line:
-                url = line.split("listening on", 1)[1].strip()
-        assert url, "Chromium did not start its DevTools endpoint"
-        browser = websocket.create_connection(url, timeout=60)
+                endpoint = line.split("listening on", 1)[1].strip()
+        assert endpoint, "Chromium did not start its DevTools endpoint"
+        browser = websocket.create_connection(endpoint, timeout=60)
         calls = iter(range(1, 1000))
 
         def call(method, session=None, **params):
@@ -205,15 +216,18 @@ def browse(page: Path) -> dict:
         target = call("Target.createTarget", url="about:blank")["targetId"]
         session = call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         call("Page.enable", session)
-        call("Page.navigate", session, url=page.as_uri())
-        for _ in range(100):  # until the page and its images have loaded
-            state = call("Runtime.evaluate", session, expression="document.readyState")
-            if state["result"]["value"] == "complete":
+        call("Page.navigate", session, url=url)
+        for _ in range(200):  # until the page (its images, its search results) is ready
+            state = call("Runtime.evaluate", session, expression=(
+                f"location.href.startsWith({json.dumps(url.split('?')[0])}) && "
+                f"document.readyState === 'complete' && !!({ready})"))
+            if state["result"].get("value") is True:
                 break
             time.sleep(0.1)
-        result = call("Runtime.evaluate", session, expression=CHECK)
+        result = call("Runtime.evaluate", session, expression=check)
         browser.close()
         return json.loads(result["result"]["value"])
     finally:
         proc.kill()
         proc.wait(timeout=30)
+        profile.cleanup()

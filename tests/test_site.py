@@ -54,6 +54,8 @@ def executed_sample(folder: Path) -> Path:
         code[2].outputs = [nbformat.v4.new_output("display_data", data={"image/png": image})]
         wide = "| " + " | ".join(f"columna {i}" for i in range(40)) + " |\n|" + "---|" * 40
         code[3].outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": wide})]
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(
+            r"Con $\alpha_k^c$ los pesos: $$L^c = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big)$$"))
         nbformat.write(nb, folder / name)
     (folder / "run_fast.json").write_text(json.dumps({
         "profile": "fast", "device": "CPU",
@@ -140,10 +142,11 @@ def test_colab_and_downloads_only_where_configured(sites):
 def test_the_site_in_a_headless_browser(sites):
     site = sites["colab"].parent
     lesson = site / f"{Path(SAMPLE[0]).stem}.html"
-    report = browse(lesson.as_uri(), CHECK)
+    report = browse(lesson.as_uri(), CHECK, ready=TYPESET)
     assert report["broken_images"] == [] and report["images"] >= 1, report
     assert report["bootstrap_folded"] and BANNER in report["banner_text"], report
     assert report["wide_table_scrolls"], report
+    assert report["math"] >= 2 and report["math_typeset"] == report["math"], report  # offline
     assert report["sidebar"][:2] == [Path(n).stem for n in SAMPLE] or len(report["sidebar"]) >= 2
     other = browse((site / f"{Path(SAMPLE[1]).stem}.html").as_uri(), CHECK)
     assert other["broken_images"] == [] and other["images"] >= 1, other
@@ -169,6 +172,9 @@ CHECK = """(() => {
     bootstrap_folded: cells.length > 1 && !!cells[0].querySelector('details.hide') &&
                       !cells[0].querySelector('details.hide').open,
     banner_text: cells.length > 1 ? cells[1].innerText : '',
+    math: document.querySelectorAll('.bd-content .math').length,
+    math_typeset: [...document.querySelectorAll('.bd-content .math')]
+                    .filter(m => m.querySelector('mjx-container')).length,
     wide_table_scrolls: !!table && table.scrollWidth > table.clientWidth &&
                         getComputedStyle(table).overflowX === 'auto',
     sidebar: [...document.querySelectorAll('.bd-sidebar-primary a.reference.internal')]
@@ -177,6 +183,8 @@ CHECK = """(() => {
 })()"""
 
 
+TYPESET = ("[...document.querySelectorAll('.bd-content .math')]"
+           ".every(m => m.querySelector('mjx-container'))")  # MathJax runs after the load event
 SEARCH = """JSON.stringify([...document.querySelectorAll('#search-results li a')]
                           .map(a => a.getAttribute('href')))"""
 
@@ -186,7 +194,7 @@ def browse(url: str, check: str, ready: str = "true"):
     what the JavaScript ``check`` gives as JSON (DevTools protocol over a local websocket)."""
     import websocket  # websocket-client
 
-    profile = tempfile.TemporaryDirectory()
+    profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)  # Chromium may linger
     proc = subprocess.Popen([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
                              "--remote-debugging-port=0", "--remote-allow-origins=*",
                              f"--user-data-dir={profile.name}", "about:blank"],

@@ -40,7 +40,7 @@ def page(nb, name: str, colab_base: str | None, student: Path | None) -> None:
     links = []
     if colab_base:
         links.append(f"[Abrir en Colab]({colab_base.rstrip('/')}/notebooks/{name})")
-    links.append(f"{{download}}`Descargar el cuaderno <{name}>`")
+    links.append(f"{{download}}`Descargar el cuaderno ejecutado <executed/{name}>`")
     if student is not None:
         links.append(f"{{download}}`Descargar la versión del estudiante <student/{name}>`")
     first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
@@ -120,6 +120,7 @@ def build(executed: Path, out: Path, colab_base: str | None, student_dir: Path |
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(src, ignore_errors=True)
     (src / "student").mkdir(parents=True)
+    (src / "executed").mkdir()
     shutil.copy(TEMPLATE / "conf.py", src / "conf.py")
     shutil.copytree(TEMPLATE / "_static", src / "_static")
     rows = []
@@ -130,6 +131,7 @@ def build(executed: Path, out: Path, colab_base: str | None, student_dir: Path |
         student = student if student is not None and student.exists() else None
         if student is not None:
             shutil.copy(student, src / "student" / path.name)
+        shutil.copy(path, src / "executed" / path.name)  # the download: as make run left it
         page(nb, path.name, colab_base, student)
         nbformat.write(nb, src / path.name)
         rows.append({"name": path.name, "stem": path.stem, "title": title or path.stem,

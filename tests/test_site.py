@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,16 @@ def test_every_internal_link_resolves_and_figures_have_alt_text(sites):
         for image in links.images:
             if "_static" not in image.get("src", ""):
                 assert image.get("alt"), (html_page.name, image.get("src"))
+
+
+def test_lessons_link_to_the_previous_and_next_page(sites):
+    site = sites["colab"].parent
+    pages = ["index", *(Path(n).stem for n in SAMPLE)]
+    for before, page, after in zip(pages[:-1], pages[1:], [*pages[2:], None], strict=True):
+        html_page = (site / f"{page}.html").read_text(encoding="utf-8")
+        assert re.search(rf'class="left-prev"\s+href="{before}.html"', html_page), page
+        if after:
+            assert re.search(rf'class="right-next"\s+href="{after}.html"', html_page), page
 
 
 def test_colab_and_downloads_only_where_configured(sites):

@@ -36,7 +36,8 @@ def title_and_goals(nb) -> tuple[str, list[str]]:
 
 
 def page(nb, name: str, colab_base: str | None, student: Path | None) -> None:
-    """Add the links cell under the title, alt text to figures and fold nothing else."""
+    """Put the links (Colab, downloads) under the title and objectives; give figures alt text
+    naming the notebook and section."""
     links = []
     if colab_base:
         links.append(f"[Abrir en Colab]({colab_base.rstrip('/')}/notebooks/{name})")

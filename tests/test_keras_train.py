@@ -362,6 +362,12 @@ def test_an_interrupted_keras_training_resumes_and_ends_as_an_uninterrupted_one(
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path))
     longer = dataclasses.replace(TINY, flowers_epochs=3, flowers_finetune_epochs=2)
     data = kt.FlowersSplits(longer, size=SIZE, splits=fake_splits())
+    monkeypatch.setattr(kt, "estimate_seconds", lambda *args: 600.0)  # 10 min for a whole run
+    announced = []
+    real_announce = kt.announce_duration
+    monkeypatch.setattr(kt, "announce_duration",
+                        lambda seconds, *args: announced.append(seconds) or real_announce(
+                            seconds, *args))
     whole, meta = kt.load_or_train(variant, data, verbose=0)
     folder = tmp_path / "checkpoints"
     stem = kt.checkpoint_stem(longer, variant)
@@ -385,6 +391,7 @@ def test_an_interrupted_keras_training_resumes_and_ends_as_an_uninterrupted_one(
     total = 3 + (2 if variant == "augment_finetune" else 0)
     done = interrupted_at - 1
     assert any("Se reanuda" in line and f"{done} de {total}" in line for line in said), said
+    assert announced[0] == 600.0 and announced[-1] == pytest.approx(600.0 * (total - done) / total)
     assert meta2["history"] == meta["history"] and meta2["best_epoch"] == meta["best_epoch"]
     for a, b in zip(whole.variables, resumed.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

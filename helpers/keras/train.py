@@ -361,17 +361,20 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
     ``augment_finetune``: the head on features, then :func:`fine_tune` on plain or augmented
     images (the only difference between the two). ``seconds`` include extracting the training
     features. ``config.seed`` sets the initialization, dropout, shuffling and augmentation.
-    Before training it says how long the run should take (:func:`estimate_seconds`, from the
-    validation features' measured cost) and, on a CPU, refuses a run longer than
-    :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or ``$XAI_ALLOW_LONG=1``.
+    Before training it says how long the run (what is left of it, when resumed) should take
+    (:func:`estimate_seconds`, from the validation features' measured cost) and, on a CPU,
+    refuses a run longer than :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long``
+    or ``$XAI_ALLOW_LONG=1``.
     ``keep``/``state``: the per-epoch training state, to resume (:func:`train_classifier`).
     """
     keras.utils.set_random_seed(config.seed)
     model = build_for(config, data.num_classes)
     val = data.features("validation", model)
-    announce_duration(estimate_seconds(config, data, val.seconds / max(len(val.x), 1)),
-                      f"«{TITLES[config.variant]}»", not tf.config.list_physical_devices("GPU"),
-                      say, allow_long)
+    total = config.epochs + (config.fine_tune_epochs if config.variant in FINE_TUNED else 0)
+    done = 0 if state is None else state["epoch"] + state.get("offset", 0)
+    announce_duration(estimate_seconds(config, data, val.seconds / max(len(val.x), 1))
+                      * (total - done) / total, f"«{TITLES[config.variant]}»",
+                      not tf.config.list_physical_devices("GPU"), say, allow_long)
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
               "seed": config.seed, "verbose": verbose}

@@ -35,7 +35,7 @@ def title_and_goals(nb) -> tuple[str, list[str]]:
     return title, bullets
 
 
-def page(nb, name: str, colab_base: str | None, student: Path | None) -> None:
+def page(nb, name: str, title: str, colab_base: str | None, student: Path | None) -> None:
     """Put the links (Colab, downloads) under the title and objectives; give figures alt text
     naming the notebook and section."""
     links = []
@@ -46,7 +46,7 @@ def page(nb, name: str, colab_base: str | None, student: Path | None) -> None:
         links.append(f"{{download}}`Descargar la versión del estudiante <student/{name}>`")
     first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
     nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(" · ".join(links)))
-    title, section = title_and_goals(nb)[0], ""
+    section = ""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             heading = [line.lstrip("#").strip() for line in cell.source.splitlines()
@@ -133,7 +133,7 @@ def build(executed: Path, out: Path, colab_base: str | None, student_dir: Path |
         if student is not None:
             shutil.copy(student, src / "student" / path.name)
         shutil.copy(path, src / "executed" / path.name)  # the download: as make run left it
-        page(nb, path.name, colab_base, student)
+        page(nb, path.name, title, colab_base, student)
         nbformat.write(nb, src / path.name)
         rows.append({"name": path.name, "stem": path.stem, "title": title or path.stem,
                      "goals": goals})

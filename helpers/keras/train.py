@@ -384,10 +384,10 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
         batches = functools.partial(training_batches, data, config.seed,
                                     config.variant == "augment", mix.get(config.variant))
         return model, train_classifier(model, batches, val, **common, state=state, keep=keep)
-    train = data.features("train", model)
     if state is not None and state.get("stage") == 2:  # the head had finished: skip it
         result = TrainResult.from_history(state["head_history"], state["head_seconds"])
     else:
+        train = data.features("train", model)
         stage = None if keep is None else lambda st: keep({**st, "stage": 1})
         result = train_classifier(model, train, val, **common, state=state, keep=stage)
         result.seconds += train.seconds

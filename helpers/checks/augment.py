@@ -18,8 +18,10 @@ from helpers.checks import (
     report,
     shown_or_type,
 )
+from helpers.checks.record import graded
 
 
+@graded
 def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
     """``func(lam, y0, y1, x0, x1, h, w)`` must give the partner's label weight after clipping.
 
@@ -49,6 +51,7 @@ def check_cutmix_weight(exercise: str, func: Callable) -> Verdict:
                      "(y1 - y0)(x1 - x0) / (alto · ancho).")
 
 
+@graded
 def check_brightness(exercise: str, func: Callable) -> Verdict:
     """``func(images, delta)`` on raw [0, 255] pixels must give ``clip(x + 255 delta, 0, 255)``."""
     x = np.linspace(0, 255, 2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
@@ -71,6 +74,7 @@ def check_brightness(exercise: str, func: Callable) -> Verdict:
                      "brillo(x, delta) = clip(x + 255·delta, 0, 255).")
 
 
+@graded
 def check_horizontal_flip(exercise: str, func: Callable) -> Verdict:
     """``func(batch)`` on a [N, H, W, C] batch must reverse the width axis (axis 2)."""
     x = np.arange(2 * 3 * 4 * 3, dtype=np.float32).reshape(2, 3, 4, 3)
@@ -85,6 +89,7 @@ def check_horizontal_flip(exercise: str, func: Callable) -> Verdict:
                     "el eje del ancho es el tercero (índice 2): inviértelo con ::-1.")
 
 
+@graded
 def check_mixup_pair(exercise: str, func: Callable) -> Verdict:
     """``func(a, b, ya, yb, lam)`` must give ``(lam a + (1-lam) b, lam ya + (1-lam) yb)``."""
     a, b = np.full((2, 2, 3), 100.0), np.full((2, 2, 3), 200.0)
@@ -111,6 +116,7 @@ def check_mixup_pair(exercise: str, func: Callable) -> Verdict:
                     "la imagen y la etiqueta se mezclan con el MISMO λ: λ·a + (1-λ)·b.")
 
 
+@graded
 def check_validation_pipeline(exercise: str, func: Callable) -> Verdict:
     """``func(ds, batch_size, block)`` must build a validation pipeline with
     :func:`helpers.keras.pipeline.make_pipeline` that gets ``block`` but neither augments nor

@@ -20,8 +20,10 @@ from helpers.checks import (
     plain,
     report,
 )
+from helpers.checks.record import graded
 
 
+@graded
 def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
     """``answer`` must be how many images of ``dataset`` (of (image [H, W, C], label)) are wider
     than tall; taller ones (axes swapped) and squares are named."""
@@ -39,6 +41,7 @@ def check_landscape_count(exercise: str, answer: Any, dataset) -> Verdict:
                        "de cada imagen.")
 
 
+@graded
 def check_count_per_class(exercise: str, func) -> Verdict:
     """``func(labels, num_classes)`` must give the images of each class, an int array
     [num_classes]; checked on unseen labels where the last classes have no image."""
@@ -62,6 +65,7 @@ def check_count_per_class(exercise: str, func) -> Verdict:
                   "clases sin imágenes).", "")
 
 
+@graded
 def check_batches_function(exercise: str, func) -> Verdict:
     """``func(n_images, batch_size)`` must give the batches of one epoch (the last one may be
     incomplete), as ``tf.data``'s ``batch`` makes them; checked on unseen sizes."""
@@ -87,6 +91,7 @@ def check_batches_function(exercise: str, func) -> Verdict:
     }, "un lote más si sobran imágenes; ninguno más si no sobran.")
 
 
+@graded
 def check_one_hot_function(exercise: str, func) -> Verdict:
     """``func(labels, num_classes)`` must give one-hot rows [N, num_classes] (any dtype), as
     ``tf.one_hot``; checked on unseen labels where the last class has no image."""

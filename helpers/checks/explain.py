@@ -23,8 +23,10 @@ from helpers.checks import (
     report,
     shown_or_type,
 )
+from helpers.checks.record import graded
 
 
+@graded
 def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
     """``func(A, G)`` with A, G torch tensors [K,h,w] must return ReLU(sum_k mean(G_k) A_k)."""
     import torch
@@ -47,6 +49,7 @@ def check_grad_cam_formula(exercise: str, func: Callable) -> Verdict:
                      "α_k = media espacial de G_k; mapa = ReLU(Σ_k α_k A_k).")
 
 
+@graded
 def check_guided_relu_rule(exercise: str, func: Callable) -> Verdict:
     """``func(x, g)`` (ReLU input, gradient from above) must give guided backprop's gradient."""
     import torch
@@ -67,6 +70,7 @@ def check_guided_relu_rule(exercise: str, func: Callable) -> Verdict:
                      "gradiente que llega es positivo.")
 
 
+@graded
 def check_ig_linear(exercise: str, func: Callable) -> Verdict:
     """``func(w, x, x_base)`` must give IG of f(x) = w·x: exactly ``(x - x_base) * w``."""
     import torch
@@ -83,6 +87,7 @@ def check_ig_linear(exercise: str, func: Callable) -> Verdict:
                      "en un modelo lineal el gradiente es w en todo el camino; IG = (x - x') · w.")
 
 
+@graded
 def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
     """``func(A, G)``, numpy A and G [h, w, K] (Keras order): ReLU(sum_k mean(G_k) A_k) [h, w]."""
     rng = np.random.default_rng(11)
@@ -107,6 +112,7 @@ def check_grad_cam_channels_last(exercise: str, func: Callable) -> Verdict:
                     "α_k A_k sobre los canales (el último eje en Keras).")
 
 
+@graded
 def check_stage_side_function(exercise: str, func: Callable, model, layer: str) -> Verdict:
     """``func(side)`` must give the side of ``layer``'s output in ``model`` for a square input
     of ``side`` pixels; checked against the model itself on sizes the notebook never used,
@@ -153,6 +159,7 @@ HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
               "_backward_pre_hooks")
 
 
+@graded
 def check_activation_gradient_function(exercise: str, func: Callable, model, unseen) -> Verdict:
     """``func(model, x, layer, classes)`` must return ``(A, G)``: ``layer``'s activations
     [N, K, h, w] and the gradient of ``sum_i logit_i[classes[i]]`` with respect to them, leaving
@@ -236,6 +243,7 @@ def _device_of(model) -> Any:
     return next(model.parameters()).device
 
 
+@graded
 def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
     """``func(model, image, target)`` on two images of ``x``: |gradient|, max over channels."""
     import torch
@@ -273,6 +281,7 @@ def check_saliency_function(exercise: str, func: Callable, model, x) -> Verdict:
                     "máximo sobre canales (dim=1).")
 
 
+@graded
 def check_guided_grad_cam_product(exercise: str, answer: Any, gbp, cam) -> Verdict:
     """``answer`` must be Guided Grad-CAM of image 0: ``gbp[0] * cam[0]`` (broadcast) [C,H,W]."""
     got = plain(answer)
@@ -283,6 +292,7 @@ def check_guided_grad_cam_product(exercise: str, answer: Any, gbp, cam) -> Verdi
                     "cada canal de Guided Backprop (broadcasting).")
 
 
+@graded
 def check_occlusion_passes(exercise: str, answer: Any, size: int, patch: int,
                            stride: int) -> Verdict:
     """``answer``: forward passes of occlusion of one square image, the clean pass included."""
@@ -309,6 +319,7 @@ def check_occlusion_passes(exercise: str, answer: Any, size: int, patch: int,
                   "no es la esperada.", hint)
 
 
+@graded
 def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
     """``func(map, mask)`` on one signed [H, W] map: the share of |map| inside ``mask``."""
     from helpers.core.maps import mass_inside
@@ -330,6 +341,7 @@ def check_mass_inside_function(exercise: str, func: Callable) -> Verdict:
                     "total.")
 
 
+@graded
 def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
     """``func(rows)`` with rows ``[(layer, similarity [N]), ...]`` must give each image's
     cascade AUC (:func:`helpers.core.sanity.cascade_auc`), checked on unseen random cascades."""
@@ -355,6 +367,7 @@ def check_cascade_auc(exercise: str, func: Callable) -> Verdict:
                     "haz la media de esos trapecios por imagen.")
 
 
+@graded
 def check_patch_drop(exercise: str, func: Callable, model, unseen) -> Verdict:
     """``func(model, image, cls, row, col, patch)``: the drop of ``cls``'s probability when
     the ``patch`` x ``patch`` square at (row, col) of ``image`` [1, C, H, W] (input space) is
@@ -422,6 +435,7 @@ def check_patch_drop(exercise: str, func: Callable, model, unseen) -> Verdict:
                     "cuadrado gris (del espacio de entrada del modelo).")
 
 
+@graded
 def check_smoothgrad_average(exercise: str, func: Callable) -> Verdict:
     """``func(saliency_map, image, noises)``: SmoothGrad's map, the mean over k of
     ``saliency_map(image + noises[k])``; checked with a map function, an image and noises the
@@ -455,6 +469,7 @@ def check_smoothgrad_average(exercise: str, func: Callable) -> Verdict:
                     "un mapa por copia ruidosa (imagen + ruido k) y la media de esos mapas.")
 
 
+@graded
 def check_ig_riemann(exercise: str, func: Callable) -> Verdict:
     """``func(f, gradient, x, x_base, m)`` must return ``(attributions, gap)``: IG by the
     midpoint Riemann sum with ``m`` steps, ``(x - x') * mean_k gradient(x' + a_k (x - x'))`` with
@@ -515,6 +530,7 @@ def check_ig_riemann(exercise: str, func: Callable) -> Verdict:
                     "brecha = suma de las atribuciones - (f(x) - f(x')).")
 
 
+@graded
 def check_smoothgrad_deletion(exercise: str, answer: Any, model, x, saliency_result,
                               n_samples: int, sigma: float, seed: int,
                               batch_size: int | None = None) -> Verdict:
@@ -537,6 +553,7 @@ def check_smoothgrad_deletion(exercise: str, answer: Any, model, x, saliency_res
          (mine.insertion_auc, saliency_result.insertion_auc)})
 
 
+@graded
 def check_layer_mass_difference(exercise: str, answer: Any, model, x, masks, target,
                                 reference_mass, layer: str = "layer3") -> Verdict:
     """``answer``: ``(mean, low, high)`` of the paired difference of the mass inside ``masks``
@@ -559,6 +576,7 @@ def check_layer_mass_difference(exercise: str, answer: Any, model, x, masks, tar
         if layer == "layer3" else None)
 
 
+@graded
 def check_keras_activation_gradient(exercise: str, func: Callable, model, unseen,
                                     layers: Sequence[str]) -> Verdict:
     """``func(split, x, classes)``, with ``split = split_model(model, layer)`` (``x -> [A,
@@ -621,6 +639,7 @@ def check_keras_activation_gradient(exercise: str, func: Callable, model, unseen
                   "con imágenes y clases nuevas).", "")
 
 
+@graded
 def check_keras_ig(exercise: str, func: Callable) -> Verdict:
     """``func(model, x, baseline, target, m)`` on ONE image [H, W, C] must give Integrated
     Gradients of the target's logit by the midpoint Riemann sum with ``m`` steps (as

@@ -21,8 +21,10 @@ from helpers.checks import (
     report,
     shown_or_type,
 )
+from helpers.checks.record import graded
 
 
+@graded
 def check_best_epoch(exercise: str, func: Callable) -> Verdict:
     """``func(history)`` must give the 1-based epoch of the first highest ``val_accuracy``."""
     history = {"val_accuracy": [0.2, 0.5, 0.7, 0.6, 0.7, 0.65],
@@ -45,6 +47,7 @@ def check_best_epoch(exercise: str, func: Callable) -> Verdict:
                   f"{value} no es la época con mayor val_accuracy.", hint)
 
 
+@graded
 def check_choice_function(exercise: str, func: Callable) -> Verdict:
     """``func(val_accuracy, test_accuracy)`` (dicts variant -> mean accuracy) must return the
     variant with the highest validation accuracy (any of them on a tie). Checked on unseen
@@ -80,6 +83,7 @@ def _is_top(values: dict[str, float], key: str) -> bool:
     return bool(finite) and bool(np.isclose(values[key], max(finite), rtol=0, atol=1e-12))
 
 
+@graded
 def check_per_class_accuracy(exercise: str, func: Callable) -> Verdict:
     """``func(cm)`` with ``cm[true, predicted]`` must give each class's recall (row-wise)."""
     cm = np.array([[5, 1, 0], [2, 2, 4], [0, 3, 9]])
@@ -96,6 +100,7 @@ def check_per_class_accuracy(exercise: str, func: Callable) -> Verdict:
                      "exactitud de la clase k = cm[k, k] / cm[k, :].sum().")
 
 
+@graded
 def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
                         classes: Sequence[str] | None = None) -> Verdict:
     """``answer`` must be ``(true, predicted)`` of the largest off-diagonal cell of ``cm``.
@@ -136,6 +141,7 @@ def check_most_confused(exercise: str, answer: Any, cm: np.ndarray,
                   f"{int(off[expected])}.", hint)
 
 
+@graded
 def check_paired_standard_error(exercise: str, func: Callable) -> Verdict:
     """``func(correct_a, correct_b)`` (booleans [N]: whether models A and B got each image
     right) must give the paired standard error of ``accuracy(A) - accuracy(B)``, ``s_d / sqrt(N)``
@@ -175,6 +181,7 @@ def check_paired_standard_error(exercise: str, func: Callable) -> Verdict:
     return report(exercise, True, "correcto: error estándar pareado (comprobado con modelos "
                   "nuevos).", "")
 
+@graded
 def check_paired_bootstrap(exercise: str, func: Callable) -> Verdict:
     """``func(a, b)`` must give ``(mean of a - b, low, high)``: the 95 % percentile bootstrap
     interval resampling the *pairs*. Checked on unseen paired data; any random generator is
@@ -225,6 +232,7 @@ def _three_numbers(value: Any) -> tuple[float, float, float] | None:
     return tuple(float(v) for v in value) if all(np.isfinite(value)) else None
 
 
+@graded
 def check_accuracy_function(exercise: str, func: Callable) -> Verdict:
     """``func(cm)`` must give the overall accuracy of a confusion matrix ``cm[real, predicted]``;
     checked on unseen matrices with unequal classes (where balanced accuracy differs)."""
@@ -288,6 +296,7 @@ def check_paired_interval(exercise: str, answer: Any, a, b, hint: str,
                   "de su intervalo del 95 %).", "")
 
 
+@graded
 def check_second_choice_fraction(exercise: str, answer: Any, probabilities, labels) -> Verdict:
     """``answer``: among the errors (argmax != label), the fraction whose true class is the
     second most probable one ("near misses"), from ``probabilities`` [N, classes]."""

@@ -2,21 +2,24 @@
 
 Usage:
   python tools/grading.py release [--course build/nbgrader] [--out build/student] [NB ...]
-  python tools/grading.py autograde [--course build/nbgrader]
+  python tools/grading.py autograde [--course build/nbgrader] [--workers N | --scheduler ADDR]
+                                    [--cell-timeout S] [--memory-gib G] [--force]
   python tools/grading.py export [--course build/nbgrader] [--to grades.csv]
   python tools/grading.py demo    [--course build/nbgrader] [NB ...]
   python tools/grading.py validate [NB ...]
 
 ``validate`` runs ``nbgrader validate`` on each notebook with its solutions (all checks must
-pass). ``release`` copies each notebook into an nbgrader course (one assignment per notebook, named
-after it), runs ``nbgrader generate_assignment`` and copies the released student versions to
-``--out``; the course config records the data, cache and profile of that moment
-(``XAI_DATA_DIR``, ``XAI_CACHE_DIR``, ``XAI_PROFILE``) as defaults for autograde. ``autograde``
-grades every submission in ``<course>/submitted/``; ``export`` writes one CSV row per student and
-notebook with a ``status`` column: a notebook not submitted or not yet autograded has an empty
-score, never a 0. ``demo`` also submits each notebook twice: as ``con_soluciones`` (the
-notebook with its solutions) and as ``sin_responder`` (the released stubs), runs autograde and
-export and checks that the first student gets every autograded point and the second none.
+pass). ``release`` copies each notebook into an nbgrader course (one assignment per notebook,
+named after it), runs ``nbgrader generate_assignment`` and copies the released student versions
+to ``--out``; ``course_env.json`` records the data, cache and profile of that moment
+(``XAI_DATA_DIR``, ``XAI_CACHE_DIR``, ``XAI_PROFILE``) as defaults for autograde.
+``autograde`` grades every new or changed submission in ``<course>/submitted/`` on Dask, checks
+each grade in a kernel without student code and writes feedback (:mod:`autograde`). ``export``
+writes one CSV row per student and notebook with a ``status`` column: a notebook not submitted,
+not yet autograded or whose grading failed has an empty score, never a 0. ``demo`` also submits
+each notebook twice, as ``con_soluciones`` (with its solutions) and as ``sin_responder`` (the
+released stubs), runs autograde and export and checks that the first student gets every
+autograded point and the second none.
 NB: notebook paths or stems (``12``); default all.
 """
 
@@ -45,7 +48,12 @@ c.Execute.timeout = 1800  # per cell: some cells train a model when no checkpoin
 # a failed check raises in the kernel (autograde gives its cell no points), see helpers.checks
 os.environ["XAI_STRICT_CHECKS"] = "1"
 # where the notebooks find the data and the trained models, and the sizes they run at: the
-# values of `make student` unless the shell that runs autograde sets them
+# values of `make student` (course_env.json) unless the shell that runs autograde sets them
+import json
+_here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(_here, "course_env.json")) as _f:
+    for _key, _value in json.load(_f).items():
+        os.environ.setdefault(_key, _value)
 '''
 
 
@@ -95,7 +103,8 @@ def release(notebooks: list[Path], course: Path, out: Path | None) -> None:
     """A fresh course with one assignment per notebook; the student versions in ``out``."""
     shutil.rmtree(course, ignore_errors=True)
     course.mkdir(parents=True)
-    (course / "nbgrader_config.py").write_text(CONFIG + course_environment())
+    (course / "nbgrader_config.py").write_text(CONFIG)
+    (course / "course_env.json").write_text(json.dumps(course_environment(), indent=1))
     for path in notebooks:
         source = course / "source" / path.stem
         source.mkdir(parents=True)
@@ -106,27 +115,36 @@ def release(notebooks: list[Path], course: Path, out: Path | None) -> None:
         shutil.copy(course / "release" / path.stem / path.name, out / path.name)
 
 
-def course_environment() -> str:
-    """Config lines that default the course's ``XAI_*`` variables to this process's values."""
+def course_environment() -> dict[str, str]:
+    """The course's ``XAI_*`` defaults: this process's data, cache and profile."""
     sys.path.insert(0, str(ROOT))
     from helpers.data.resolve import CACHE_ENV, DATA_ENV, cache_root, data_dir
     from helpers.profile import ENV_VAR, get_profile
 
-    values = {DATA_ENV: str(data_dir()), CACHE_ENV: str(cache_root()),
-              ENV_VAR: get_profile().name}
-    return "".join(f"os.environ.setdefault({k!r}, {v!r})\n" for k, v in values.items())
+    return {DATA_ENV: str(data_dir()), CACHE_ENV: str(cache_root()), ENV_VAR: get_profile().name}
 
 
-def autograde(course: Path) -> None:
-    """``nbgrader autograde`` of every submission in ``course/submitted``."""
-    if not any((course / "submitted").glob("*/*")):
+def autograde(course: Path, workers: int | None = None, scheduler: str | None = None,
+              cell_timeout: int | None = None, memory_gib: float | None = None,
+              force: bool = False) -> list[dict]:
+    """Grade every new or changed submission in ``course/submitted`` on Dask
+    (:mod:`autograde`): a local cluster of ``workers`` processes, or ``scheduler``'s."""
+    import autograde as engine
+
+    if not engine.submissions(course):
         raise SystemExit(f"no submissions in {course / 'submitted'}: put each one in "
                          "submitted/<student_id>/<notebook stem>/<notebook>.ipynb")
-    nbgrader(course, "autograde", "*")
+    limits = None
+    if cell_timeout or memory_gib:
+        base = engine.default_limits(workers or os.cpu_count() or 1)
+        limits = engine.Limits(cell_timeout=cell_timeout or base.cell_timeout,
+                               memory_gib=memory_gib or base.memory_gib, threads=base.threads)
+    return engine.autograde(course, workers, scheduler, limits, force)
 
 
 STATUS = {"graded": "corregido", "manual": "falta la pregunta abierta (formgrader)",
-          "pending": "entregado, sin corregir", "missing": "sin entregar"}
+          "pending": "entregado, sin corregir", "missing": "sin entregar",
+          "failed": "la corrección falló: {reason}"}
 
 
 def export(course: Path, dest: Path) -> list[dict]:
@@ -135,6 +153,8 @@ def export(course: Path, dest: Path) -> list[dict]:
     from nbgrader.api import Gradebook, MissingEntry
 
     rows = []
+    state = json.loads(state_file.read_text()) if (
+        state_file := course / ".grading" / "state.json").exists() else {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for assignment in gradebook.assignments:
             for student in gradebook.students:
@@ -146,7 +166,9 @@ def export(course: Path, dest: Path) -> list[dict]:
                     sub = gradebook.find_submission(assignment.name, student.id)
                 except MissingEntry:
                     sent = (course / "submitted" / student.id / assignment.name).is_dir()
-                    row["status"] = STATUS["pending" if sent else "missing"]
+                    run = state.get(f"{student.id}/{assignment.name}", {})
+                    row["status"] = STATUS["failed"].format(**run) if sent and run.get(
+                        "status") == "failed" else STATUS["pending" if sent else "missing"]
                 else:
                     row.update(timestamp=sub.timestamp or "", score=sub.score,
                                status=STATUS["manual" if sub.needs_manual_grade else "graded"])
@@ -184,7 +206,7 @@ def demo(notebooks: list[Path], course: Path) -> list[dict]:
     for path in notebooks:
         submit(course, SOLVED, path.stem, path)
         submit(course, BLANK, path.stem, course / "release" / path.stem / path.name)
-    nbgrader(course, "autograde", "*", "--force")
+    autograde(course, force=True)
     rows = export(course, course / "grades.csv")
     problems = []
     for path in notebooks:
@@ -210,6 +232,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "student")
     parser.add_argument("--to", type=Path, default=None,
                         help="CSV written by export (default: <course>/grades.csv)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="autograde: local Dask workers (default: one per core)")
+    parser.add_argument("--scheduler", default=None,
+                        help="autograde: address of an existing Dask scheduler (tcp://host:8786)")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help="autograde: seconds per cell (default 600)")
+    parser.add_argument("--memory-gib", type=float, default=None,
+                        help="autograde: memory per submission (default: 80%% of RAM / workers)")
+    parser.add_argument("--force", action="store_true",
+                        help="autograde: grade again the submissions already graded")
     args = parser.parse_args()
     notebooks = select(args.notebooks)
     if args.action == "release":
@@ -217,7 +249,8 @@ def main() -> None:
     elif args.action == "validate":
         validate(notebooks)
     elif args.action == "autograde":
-        autograde(args.course.resolve())
+        autograde(args.course.resolve(), args.workers, args.scheduler, args.cell_timeout,
+                  args.memory_gib, args.force)
     elif args.action == "export":
         export(args.course.resolve(), (args.to or args.course / "grades.csv").resolve())
     else:

@@ -36,9 +36,10 @@ site: install
 student: install
 	$(PY) tools/grading.py release
 
-## Autograde every submission in build/nbgrader/submitted/, then grades to build/nbgrader/grades.csv.
+## Autograde every new or changed submission in build/nbgrader/submitted/ on Dask (a local cluster,
+## or ARGS="--scheduler tcp://host:8786"), with the integrity check and the feedback.
 autograde: install
-	$(PY) tools/grading.py autograde
+	$(PY) tools/grading.py autograde $(ARGS)
 
 export: install
 	$(PY) tools/grading.py export

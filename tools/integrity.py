@@ -12,6 +12,7 @@ import ast
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -50,9 +51,12 @@ def defined_names(code: str) -> list[str]:
 
 
 def pristine_program(source: dict) -> nbformat.NotebookNode:
-    """The instructor's notebook with every solution code cell replaced by ``name = None`` for
-    the names it defines: the checks get the student's answers from the recording instead."""
+    """The instructor's notebook up to its last check cell, every solution code cell replaced by
+    ``name = None`` for the names it defines: the checks get the student's answers from the
+    recording instead."""
     nb = nbformat.reads(json.dumps(source), as_version=4)
+    last = max((i for i, c in enumerate(nb.cells) if is_check(c)), default=-1)
+    nb.cells = nb.cells[:last + 1]
     for cell in nb.cells:
         if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
             names = defined_names(cell.source)
@@ -73,7 +77,7 @@ def replay(source: dict, answers: Path, workdir: Path, env: dict[str, str],
     workdir.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
-    client.execute(env=env)
+    client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own warnings
     return {nbgrader_meta(c)["grade_id"]: {
         "passed": not any(o.get("output_type") == "error" for o in c.outputs),
         "outputs": c.outputs} for c in nb.cells if is_check(c)}

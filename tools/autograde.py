@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import integrity
@@ -95,16 +95,8 @@ def grade(course: str, sub: Submission, source: dict, template: str, limits: Lim
 
 def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limits: Limits,
               protected: list[Path], env: dict[str, str], work: Path) -> dict:
-    copy = work / "course"
-    name = _notebook_name(course, sub)
-    (copy / "source" / sub.assignment).mkdir(parents=True)
-    (copy / "source" / sub.assignment / name).write_text(json.dumps(source))
-    for extra in ("nbgrader_config.py", "course_env.json"):
-        if (course / extra).exists():
-            shutil.copy(course / extra, copy / extra)
-    _copy_db(template, copy / "gradebook.db")
-    shutil.copytree(course / "submitted" / sub.student / sub.assignment,
-                    copy / "submitted" / sub.student / sub.assignment)
+    copy, name = work / "course", _notebook_name(course, sub)
+    _scratch_course(course, sub, source, template, copy, name)
     answers = work / "answers"
     kernel_env = env | _thread_env(limits.threads) | {
         integrity.RECORD_ENV: str(answers), "XAI_STRICT_CHECKS": "1"}
@@ -130,6 +122,19 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
     return {"status": "graded", "reason": "" if ok else f"sin informe: {_reason_from(log)}",
             "report": report, "touched": touched, "rows": read_rows(copy / "gradebook.db", sub),
             "files": _files(copy, sub)}
+
+
+def _scratch_course(course: Path, sub: Submission, source: dict, template: Path, copy: Path,
+                    name: str) -> None:
+    """The course as one submission's grading needs it: config, gradebook, source, submission."""
+    (copy / "source" / sub.assignment).mkdir(parents=True)
+    (copy / "source" / sub.assignment / name).write_text(json.dumps(source))
+    for extra in ("nbgrader_config.py", "course_env.json"):
+        if (course / extra).exists():
+            shutil.copy(course / extra, copy / extra)
+    _copy_db(template, copy / "gradebook.db")
+    shutil.copytree(course / "submitted" / sub.student / sub.assignment,
+                    copy / "submitted" / sub.student / sub.assignment)
 
 
 def _notebook_name(course: Path, sub: Submission) -> str:
@@ -370,8 +375,9 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
             bar.update()
             bar.set_postfix(fallidas=sum(r["status"] == "failed" for r in results))
         bar.close()
-        results = _alone_again(client, results, course, sources, template, limits, protected, env,
-                               state, prints)
+        if n > 1:
+            results = _alone_again(client, results, course, sources, template, limits,
+                                   protected, env, state, prints)
     finally:
         client.close()
         if cluster is not None:
@@ -395,11 +401,12 @@ def _alone_again(client, results, course, sources, template, limits, protected, 
     """Submissions graded while protected files changed, graded again one at a time: with
     tasks in parallel a change cannot be told apart from another submission's."""
     flagged = [r for r in results if r.get("touched")]
-    if len(results) == 1 or not flagged:
+    if not flagged:
         return results
     print(f"{len(flagged)} entregas corregidas mientras cambiaban archivos protegidos: se "
           "corrigen de nuevo, una a una, para saber cuál los cambia")
     kept = [r for r in results if not r.get("touched")]
+    limits = replace(limits, threads=os.cpu_count() or 1)  # alone: every core
     for old in flagged:
         sub = Submission(old["student"], old["assignment"])
         result = client.submit(grade, str(course), sub, sources[sub.assignment], str(template),

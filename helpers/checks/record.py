@@ -7,7 +7,8 @@ pristine kernel then runs the instructor's notebook with ``$XAI_GRADING_REPLAY``
 directory and no student code at all: each check derives its inputs and expected values from its
 own objects and compares them with the recorded answers. Rebinding the checks, ``sys.modules``,
 builtins, the raised exception or stdout in the student's kernel changes nothing in the second one.
-Used by ``tools/grading.py`` (``autograde``); lesson: ``00_entorno_y_datos.ipynb``.
+Used by ``tools/autograde.py``. Lesson: the exercise checks of every notebook, from
+``00_entorno_y_datos.ipynb`` on.
 """
 
 from __future__ import annotations

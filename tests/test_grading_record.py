@@ -71,10 +71,12 @@ def test_a_check_replaced_in_the_students_kernel_leaves_nothing_to_replay(tmp_pa
                                                                           capsys):
     """The student's kernel rebinds the check: it passes there, but nothing was recorded, so
     the pristine replay finds no answer and fails in Spanish."""
+    pristine = explain.check_ig_linear
     monkeypatch.setenv(record.RECORD_ENV, str(tmp_path))
     monkeypatch.setattr(explain, "check_ig_linear", lambda *a: checks.Verdict(True))
     assert explain.check_ig_linear("Ejercicio 1", lambda *a: None)
-    monkeypatch.undo()
+    monkeypatch.setattr(explain, "check_ig_linear", pristine)  # the other kernel's modules
+    monkeypatch.delenv(record.RECORD_ENV)
     monkeypatch.setenv(record.REPLAY_ENV, str(tmp_path))
     assert not explain.check_ig_linear("Ejercicio 1", lambda w, x, b: (x - b) * w)
     assert "no respondió" in capsys.readouterr().out

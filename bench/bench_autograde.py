@@ -29,7 +29,7 @@ import autograde as engine  # noqa: E402
 import grading  # noqa: E402
 import integrity  # noqa: E402
 
-KINDS = ["soluciones", "en_blanco", "erroneas", "falsifica", "se_cae"]
+KINDS = ["soluciones", "en_blanco", "erroneas", "falsifica", "se_cae"]  # falsifica: wrong + forged
 FORGE = ("import helpers.checks as C, importlib\n"
          "for _m in ('augment', 'data', 'explain', 'training'):\n"
          "    _mod = importlib.import_module('helpers.checks.' + _m)\n"
@@ -46,14 +46,16 @@ def student_version(kind: str, solved: dict, blank: dict) -> dict:
     nb = json.loads(json.dumps(blank))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"
              and integrity.nbgrader_meta(c).get("solution")]
-    if kind == "erroneas":  # every function answers 0, every value is 0
+    if kind in ("erroneas", "falsifica"):  # every function answers 0, every value is 0
         for cell, good in zip(cells, (c for c in solved["cells"] if c["cell_type"] == "code"
                                       and integrity.nbgrader_meta(c).get("solution")),
                               strict=True):
             names = integrity.defined_names("".join(good["source"]))
             cell["source"] = "".join(f"def {n}(*a, **k):\n    return 0\n" for n in names)
-    elif kind in ("falsifica", "se_cae"):
-        cells[0]["source"] = FORGE if kind == "falsifica" else CRASH
+    if kind == "falsifica":  # ... and the checks do nothing
+        cells[0]["source"] = FORGE + cells[0]["source"]
+    elif kind == "se_cae":
+        cells[0]["source"] = CRASH
     return nb
 
 
@@ -65,7 +67,7 @@ def build(notebooks: list[Path], students: int, folder: Path) -> Path:
         blank = json.loads((course / "release" / path.stem / path.name).read_text())
         for i in range(students):
             kind = KINDS[i % len(KINDS)]
-            version = folder / "versiones" / f"{kind}_{path.name}"
+            version = folder / "versiones" / kind / path.name
             version.parent.mkdir(parents=True, exist_ok=True)
             version.write_text(json.dumps(student_version(kind, solved, blank)))
             grading.submit(course, f"{kind}_{i:03d}", path.stem, version)
@@ -99,7 +101,7 @@ def main() -> None:
         print(f"{n} entregas ({args.students} por cuaderno: {', '.join(KINDS)}), "
               f"{len(notebooks)} cuadernos, {cores} núcleos")
         runs = {"nbgrader en serie": lambda c: grading.nbgrader(c, "autograde", "*", "--force",
-                                                                capture=True)}
+                                                                capture=True, check=False)}
         for w in workers:
             runs[f"Dask, {w} worker{'s' if w > 1 else ''}"] = (
                 lambda c, w=w: engine.autograde(c, workers=w, force=True))

@@ -234,3 +234,14 @@ def test_export_tells_missing_and_pending_from_graded(graded_class, tmp_path):
     assert status[(TORCH, grading.SOLVED)] == (8.0, "falta la pregunta abierta (formgrader)")
     env = json.loads((course / "course_env.json").read_text())
     assert env["XAI_DATA_DIR"] == str(resolve.data_dir())
+    # a new version whose grading fails keeps no grade of the old one
+    sub = engine.Submission(grading.SOLVED, path.stem)
+    state = json.loads((course / ".grading" / "state.json").read_text())
+    state[sub.key] |= {"status": "failed", "reason": "una celda superó el tiempo por celda"}
+    (course / ".grading" / "state.json").write_text(json.dumps(state))
+    engine.forget(course, sub, {})
+    status = {(r["assignment"][:2], r["student_id"]): (r["score"], r["status"])
+              for r in grading.export(course, course / "grades.csv")}
+    assert status[(TORCH, grading.SOLVED)] == (
+        "", "la corrección falló: una celda superó el tiempo por celda")
+    assert not (course / "feedback" / sub.student / sub.assignment).exists()

@@ -96,6 +96,8 @@ def grade(course: str, sub: Submission, source: dict, template: str, limits: Lim
 def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limits: Limits,
               protected: list[Path], env: dict[str, str], work: Path) -> dict:
     copy, name = work / "course", _notebook_name(course, sub)
+    if not (course / "submitted" / sub.student / sub.assignment / name).exists():
+        return {"status": "failed", "reason": f"la entrega no contiene {name} (¿se renombró?)"}
     _scratch_course(course, sub, source, template, copy, name)
     answers = work / "answers"
     kernel_env = env | _thread_env(limits.threads) | {
@@ -114,7 +116,8 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
                 "report": _files_report(sub, touched), "touched": touched}
     verdicts = integrity.replay(source, answers, work / "replay", kernel_env, limits.cell_timeout)
     submitted = json.loads(graded.read_text())
-    report = _verify(copy / "gradebook.db", sub, name, verdicts, submitted, touched)
+    pristine = {integrity.cell_text(c) for c in source["cells"]}
+    report = _verify(copy / "gradebook.db", sub, name, verdicts, submitted, touched, pristine)
     _show_verified_outputs(graded, verdicts)
     ok, reason, log = run_limited(
         [sys.executable, "-m", "nbgrader", "generate_feedback", sub.assignment, "--student",
@@ -205,17 +208,20 @@ def _reason_from(log: str) -> str:
     """Why nbgrader could not grade, from its log: timeout, dead kernel or its last error."""
     if "DeadKernelError" in log or "Kernel died" in log:
         return "el kernel murió (un fallo de Python, de memoria o un os._exit)"
-    errors = [line.strip() for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
-    return errors[-1][:300] if errors else "nbgrader no pudo corregir la entrega"
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line] or lines[-1:]
+    return f"nbgrader no pudo corregir la entrega: {errors[-1][:300]}" if errors else \
+        "nbgrader no pudo corregir la entrega"
 
 
 def _verify(db: Path, sub: Submission, name: str, verdicts: dict, submitted: dict,
-            touched: list[str]) -> list[dict]:
+            touched: list[str], pristine: set[str]) -> list[dict]:
     """Keep, per check cell, the lower of nbgrader's score and the pristine replay's; zero every
     autograded point if protected files changed. Return the report's lines."""
     from nbgrader.api import Gradebook
 
-    found = "; ".join(integrity.suspicious(submitted["cells"])) or "nada sospechoso a la vista"
+    found = "; ".join(integrity.suspicious(submitted["cells"], pristine)) or \
+        "nada sospechoso a la vista"
     report = _files_report(sub, touched)
     stem = Path(name).stem
     with Gradebook(f"sqlite:///{db}") as gb:
@@ -230,13 +236,13 @@ def _verify(db: Path, sub: Submission, name: str, verdicts: dict, submitted: dic
                 report.append({"student": sub.student, "assignment": sub.assignment,
                                    "exercise": grade.name, "nbgrader": grade.auto_score,
                                    "verified": verified, "detected": found,
-                                   "replay": _text(verdicts[grade.name]["outputs"])})
+                                   "replay": _printed(verdicts[grade.name]["outputs"])})
                 grade.auto_score = verified
         gb.db.commit()
     return report
 
 
-def _text(outputs: list) -> str:
+def _printed(outputs: list) -> str:
     """What a cell printed (its first lines), for the report."""
     text = "".join(o.get("text", "") if o.get("output_type") == "stream" else
                    f"{o.get('ename', '')}: {o.get('evalue', '')}\n" for o in outputs
@@ -327,6 +333,18 @@ def merge(course: Path, sub: Submission, result: dict) -> None:
         gb.db.commit()
 
 
+def forget(course: Path, sub: Submission, result: dict) -> None:
+    """A submission whose grading failed keeps no grade of an earlier version: the export then
+    says why it has none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    for folder in ("autograded", "feedback"):
+        shutil.rmtree(course / folder / sub.student / sub.assignment, ignore_errors=True)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb, \
+            contextlib.suppress(MissingEntry):
+        gb.remove_submission(sub.assignment, sub.student)
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -366,8 +384,7 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
         for future in as_completed(futures):
             result = future.result()
             sub = Submission(result["student"], result["assignment"])
-            if result["status"] == "graded":
-                merge(course, sub, result)
+            (merge if result["status"] == "graded" else forget)(course, sub, result)
             results.append(result)
             state[sub.key] = {"fingerprint": prints[sub.key]} | {
                 k: result[k] for k in ("status", "reason", "seconds")}
@@ -411,8 +428,7 @@ def _alone_again(client, results, course, sources, template, limits, protected, 
         sub = Submission(old["student"], old["assignment"])
         result = client.submit(grade, str(course), sub, sources[sub.assignment], str(template),
                                limits, protected, env, key=f"alone-{sub.key}", pure=False).result()
-        if result["status"] == "graded":
-            merge(course, sub, result)
+        (merge if result["status"] == "graded" else forget)(course, sub, result)
         state[sub.key] = {"fingerprint": prints[sub.key]} | {
             k: result[k] for k in ("status", "reason", "seconds")}
         _save(course / STATE / "state.json", state)

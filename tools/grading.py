@@ -72,13 +72,14 @@ def select(names: list[str]) -> list[Path]:
     return chosen
 
 
-def nbgrader(course: Path, *args: str, capture: bool = False) -> str:
-    """Run ``nbgrader`` in ``course`` (the venv's bin/ first on PATH: nbgrader calls alembic)."""
+def nbgrader(course: Path, *args: str, capture: bool = False, check: bool = True) -> str:
+    """Run ``nbgrader`` in ``course`` (the venv's bin/ first on PATH: nbgrader calls alembic);
+    ``check=False`` accepts its exit status 1 (autograde when a submission could not be graded)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                XAI_STRICT_CHECKS="1")
     command = [sys.executable, "-m", "nbgrader", *args]
     print("$ nbgrader", " ".join(args), flush=True)
-    done = subprocess.run(command, cwd=course, env=env, check=True, text=True,
+    done = subprocess.run(command, cwd=course, env=env, check=check, text=True,
                           capture_output=capture)
     return done.stdout if capture else ""
 

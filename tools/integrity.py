@@ -109,16 +109,17 @@ MODULE_CALLS = {  # names too common to flag unless called on these modules (str
 }
 
 
-def suspicious(cells: list[dict]) -> list[str]:
+def suspicious(cells: list[dict], pristine: set[str] = frozenset()) -> list[str]:
     """Lines of student code that reach what a grade must not depend on, described in Spanish:
-    ``"celda ej1_solucion, línea 3: reasigna helpers.checks.explain.check_x"``."""
+    ``"celda ej1_solucion, línea 3: reasigna helpers.checks.explain.check_x"``. Cells whose
+    source is in ``pristine`` (the instructor's own cells) are not the student's."""
     found, aliases = [], {}
     for index, cell in enumerate(cells):
-        if cell["cell_type"] != "code" or is_check(cell):
+        if cell["cell_type"] != "code" or is_check(cell) or cell_text(cell) in pristine:
             continue
         where = nbgrader_meta(cell).get("grade_id") or f"{index + 1}"
         try:
-            tree = ast.parse("".join(cell["source"]))
+            tree = ast.parse(cell_text(cell))
         except SyntaxError:
             continue
         risks = []
@@ -131,6 +132,11 @@ def suspicious(cells: list[dict]) -> list[str]:
                 risks.append((node.lineno, what))
         found += [f"celda {where}, línea {line}: {what}" for line, what in sorted(risks)]
     return list(dict.fromkeys(found))
+
+
+def cell_text(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
 
 
 def _risk(node: ast.AST, aliases: dict[str, str]) -> str:

@@ -116,10 +116,11 @@ def graded_class(tmp_path_factory):
         submit_edited(course, student, torch_nb, sources)
     for student, code in FAILING.items():
         submit_edited(course, student, keras_nb, {"ej1_solucion": code})
-    before = digest(course / "submitted")
+    before, environ = digest(course / "submitted"), dict(os.environ)
     results = grading.autograde(course, workers=2, cell_timeout=TIMEOUT, memory_gib=4)
     return {"course": course, "serial": serial, "notebooks": notebooks, "results": results,
-            "before": before, "rows": grading.export(course, course / "grades.csv"),
+            "before": before, "environ": environ == dict(os.environ),
+            "rows": grading.export(course, course / "grades.csv"),
             "serial_rows": grading.export(serial, serial / "grades.csv")}
 
 
@@ -193,7 +194,8 @@ def test_failures_are_recorded_with_their_reason_and_stop_nothing(graded_class):
     assert sum(int(r["submissions"]) for r in times) == 10
 
 
-def test_feedback_for_every_graded_submission_and_submissions_untouched(graded_class):
+def test_feedback_for_every_graded_submission_and_submissions_untouched_environment_kept(
+        graded_class):
     course = graded_class["course"]
     graded = [r for r in graded_class["results"] if r["status"] == "graded"]
     assert len({(r["student"], r["assignment"]) for r in graded}) == 7
@@ -201,6 +203,7 @@ def test_feedback_for_every_graded_submission_and_submissions_untouched(graded_c
         html = next((course / "feedback" / r["student"] / r["assignment"]).glob("*.html"))
         assert "Ejercicio 1" in html.read_text()
     assert digest(course / "submitted") == graded_class["before"]
+    assert graded_class["environ"], "Dask's OMP_NUM_THREADS=1 leaked into this process"
 
 
 def test_a_second_run_grades_only_what_changed(graded_class):

@@ -368,10 +368,10 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
     _copy_db(course / "gradebook.db", template)
     sources = {a: json.loads(next((course / "source" / a).glob("*.ipynb")).read_text())
                for a in {s.assignment for s in todo}}
+    env = course_env(course)
     client, cluster = _client(workers, scheduler, len(todo))
     n = workers or len(client.scheduler_info()["workers"]) or 1
     limits = limits or default_limits(n)
-    env = course_env(course)
     protected = [str(p) for p in protected_paths(course, env)]
     results = []
     try:
@@ -396,9 +396,10 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
             results = _alone_again(client, results, course, sources, template, limits,
                                    protected, env, state, prints)
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with kept_environment():
+            client.close()
+            if cluster is not None:
+                cluster.close()
     write_reports(course, results, state)
     return results
 
@@ -455,9 +456,22 @@ def _client(workers: int | None, scheduler: str | None, tasks: int):
     if scheduler:
         return Client(scheduler), None
     n = workers or max(1, min(os.cpu_count() or 1, tasks))
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           memory_limit=0, dashboard_address=None)
+    with kept_environment():  # Dask's nannies set OMP_NUM_THREADS=1... in this process
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               memory_limit=0, dashboard_address=None)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def kept_environment():
+    """Restore ``os.environ`` afterwards: what a caller starts later (a kernel running torch
+    with one thread) must not inherit Dask's worker settings."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def default_limits(workers: int) -> Limits:

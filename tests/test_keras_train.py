@@ -75,6 +75,42 @@ def test_early_stopping_restores_the_best_epoch_on_features():
     assert result.seconds > 0 and set(result.history) >= {"loss", "accuracy", "val_loss"}
 
 
+def test_a_keras_epoch_that_stalls_is_announced_while_it_runs(monkeypatch):
+    import time
+
+    from helpers.core.training import EpochWatch
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, (16, 256)).astype("f4"), np.eye(2, dtype="f4")[np.arange(16) % 2]
+    model = km.build_classifier("mobilenet", 2, weights=None, input_size=SIZE, dropout=0.0)
+    scored, real = [], kt.soft_label_metrics
+
+    def slow_second_validation(*args):
+        scored.append(1)
+        if len(scored) == 2:
+            time.sleep(0.6)
+        return real(*args)
+
+    monkeypatch.setattr(kt, "soft_label_metrics", slow_second_validation)
+    said = []
+    watch = EpochWatch(0.05, "la cabeza", said.append, factor=2, min_seconds=0.2)
+    features = kt.Features(x, y, 0.0)
+    kt.train_classifier(model, features, features, epochs=3, patience=5, verbose=0, watch=watch)
+    late = [line for line in said if "la época 2/3 de la cabeza lleva más de" in line]
+    assert len(late) == 1 and not any("época 3/3" in line for line in said)  # epoch 1 traces
+
+
+def test_the_keras_epoch_estimates_add_up_to_the_run_estimate(data):
+    for variant in kt.VARIANTS:
+        config = kt.config_for(TINY, variant, size=SIZE)
+        epochs = [kt.epoch_seconds(config, data, 0.01, stage) for stage in (1, 2)]
+        extract = 0.01 * data.infos["train"].num_examples * (variant not in ("augment",
+                                                                             "mixup", "cutmix"))
+        fine = config.fine_tune_epochs * epochs[1] if variant in kt.FINE_TUNED else 0.0
+        assert kt.estimate_seconds(config, data, 0.01) == pytest.approx(
+            extract + config.epochs * epochs[0] + fine), variant
+
+
 def test_feature_validation_equals_evaluating_the_image_pipeline(data):
     keras.utils.set_random_seed(0)
     model = km.build_classifier("mobilenet", K, weights=None, input_size=SIZE)

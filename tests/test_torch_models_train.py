@@ -158,6 +158,29 @@ def test_train_restores_the_weights_of_the_best_epoch(monkeypatch):
     assert not torch.equal(states[1]["fc.weight"], states[2]["fc.weight"])
 
 
+def test_an_epoch_that_stalls_is_announced_while_it_runs():
+    import time
+
+    from helpers.core.training import EpochWatch
+
+    class Stalls(_Tiny):  # the first batch of epoch 2 hangs for a while
+        calls = 0
+
+        def forward(self, x):
+            if self.training:
+                self.calls += 1
+                if self.calls == 5:
+                    time.sleep(0.6)
+            return super().forward(x)
+
+    said = []
+    watch = EpochWatch(0.05, "la red", said.append, factor=2, min_seconds=0.2)
+    config = torch_train.TrainConfig(epochs=3, batch_size=16)
+    torch_train.train(Stalls(), _toy_data(), _toy_data(8), config, torch.device("cpu"),
+                      watch=watch)
+    assert len(said) == 1 and "la época 2/3 de la red lleva más de" in said[0]
+
+
 def test_training_computes_in_the_mixed_precision_dtype_and_predict_in_float32():
     model, seen = _Tiny(), []
     model.conv.register_forward_hook(lambda m, i, out: seen.append((m.training, out.dtype)))

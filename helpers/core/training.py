@@ -3,13 +3,17 @@
 Lessons: ``01_cifar10_modelo.ipynb`` (PyTorch, :func:`helpers.torch.train.train`) and
 ``13_entrenamiento_y_comparacion.ipynb`` (Keras, :func:`helpers.keras.train.train_classifier`).
 Both keep the weights of the epoch with the highest validation accuracy, the first one on ties
-(what Keras' ``EarlyStopping(restore_best_weights=True)`` does).
+(what Keras' ``EarlyStopping(restore_best_weights=True)`` does), say how long a run should take
+before it starts (:func:`announce_duration`) and say so when an epoch runs far past that
+(:class:`EpochWatch`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,3 +71,43 @@ def announce_duration(seconds: float, what: str, on_cpu: bool, say=print,
         "(o allow_long=True).")
     raise LongRunError(f"training {what} would take about {minutes:.0f} min on this CPU; set "
                        f"{LONG_ENV}=1 or pass allow_long=True to start it anyway")
+
+
+STALL_FACTOR = 3.0  # an epoch this many times longer than estimated gets a warning...
+STALL_MIN_SECONDS = 120.0  # ...once it is also this much longer (short epochs vary a lot)
+
+
+class EpochWatch:
+    """Warns, from a timer thread, when an epoch of ``what`` runs far past its estimate
+    (``seconds`` per epoch): after ``max(STALL_FACTOR x seconds, seconds + STALL_MIN_SECONDS)``.
+    A training stuck in native code prints nothing else, and its progress bar just stops."""
+
+    def __init__(self, seconds: float, what: str, say: Callable[[str], object] = print,
+                 factor: float = STALL_FACTOR, min_seconds: float = STALL_MIN_SECONDS) -> None:
+        self.seconds, self.what, self.say = float(seconds), what, say
+        self.limit = max(factor * self.seconds, self.seconds + min_seconds)
+
+    @contextmanager
+    def epoch(self, number: int, total: int) -> Iterator[None]:
+        """Times epoch ``number`` (1-based) of ``total``; the timer never outlives the block."""
+        timer = threading.Timer(self.limit, self._warn, (number, total))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+
+    def _warn(self, number: int, total: int) -> None:
+        from helpers.core.spanish import num
+
+        self.say(f"Aviso: la época {number}/{total} de {self.what} lleva más de "
+                 f"{num(self.limit / 60, 1)} min; se estimaban unos {num(self.seconds / 60, 1)} "
+                 "min por época. Si la barra de progreso no avanza, el proceso puede estar "
+                 "bloqueado. Qué probar: interrumpe el kernel y, si no responde, reinícialo; al "
+                 "volver a ejecutar el cuaderno, el entrenamiento sigue desde la última época "
+                 "terminada. Si se repite: cierra otros programas que usen la CPU, usa menos "
+                 "hilos (OMP_NUM_THREADS=1 antes de abrir Jupyter), el perfil rápido "
+                 "(XAI_PROFILE=fast), los modelos ya entrenados de $XAI_DATA_DIR/checkpoints o "
+                 "una GPU (p. ej. en Colab).")

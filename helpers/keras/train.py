@@ -24,6 +24,7 @@ fine-tuned model gets features of its own and :func:`predict_proba` stays exact.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -38,7 +39,7 @@ import tensorflow as tf
 from helpers import checkpoints
 from helpers.core.spanish import num, pct
 from helpers.core.stats import stratified_sample
-from helpers.core.training import TrainResult, announce_duration
+from helpers.core.training import EpochWatch, TrainResult, announce_duration
 from helpers.data import load_flowers102
 from helpers.keras import augment, pipeline
 from helpers.keras import models as keras_models
@@ -233,7 +234,8 @@ def train_classifier(model: keras.Model,
                      val: tf.data.Dataset | Features, epochs: int, learning_rate: float = 1e-2,
                      patience: int = 4, batch_size: int = 32, seed: int = 0,
                      verbose: int = 2, cut: str | None = None, state: dict | None = None,
-                     keep: Callable[[dict], object] | None = None) -> TrainResult:
+                     keep: Callable[[dict], object] | None = None,
+                     watch: EpochWatch | None = None) -> TrainResult:
     """Train with early stopping on validation accuracy; the model keeps its best epoch.
 
     ``train``: :class:`Features` (then only the head is trained, on the cached features; with
@@ -247,7 +249,8 @@ def train_classifier(model: keras.Model,
     One ``fit`` per epoch, with every random generator seeded from ``(seed, epoch)``. After each
     epoch ``keep(state)`` receives everything needed to go on (weights, optimizer, best weights,
     patience count, history); ``train_classifier(..., state=that)`` continues from there and
-    ends with the weights an uninterrupted run gives.
+    ends with the weights an uninterrupted run gives. ``watch`` warns when an epoch runs far
+    past its estimate.
     """
     keras.utils.set_random_seed(seed)
     on_features = isinstance(train, Features)
@@ -270,12 +273,13 @@ def train_classifier(model: keras.Model,
         if wait >= patience:
             break
         keras.utils.set_random_seed(_epoch_seed(seed, epoch))
-        if on_features:
-            fit = net.fit(train.x, train.y, batch_size=batch_size, shuffle=True, verbose=0)
-        else:
-            batches = train(epoch) if callable(train) else train
-            fit = net.fit(batches, shuffle=False, verbose=0)  # the pipeline shuffles
-        val_loss, val_acc = scorer()
+        with watch.epoch(epoch + 1, epochs) if watch else contextlib.nullcontext():
+            if on_features:
+                fit = net.fit(train.x, train.y, batch_size=batch_size, shuffle=True, verbose=0)
+            else:
+                batches = train(epoch) if callable(train) else train
+                fit = net.fit(batches, shuffle=False, verbose=0)  # the pipeline shuffles
+            val_loss, val_acc = scorer()
         better = not history["val_accuracy"] or val_acc > max(history["val_accuracy"])
         for name, value in (("loss", fit.history["loss"][0]),
                             ("accuracy", fit.history["accuracy"][0]),
@@ -362,7 +366,8 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
     images (the only difference between the two). ``seconds`` include extracting the training
     features. ``config.seed`` sets the initialization, dropout, shuffling and augmentation.
     Before training it says how long the run (what is left of it, when resumed) should take
-    (:func:`estimate_seconds`, from the validation features' measured cost) and, on a CPU,
+    (:func:`estimate_seconds`, from the validation features' measured cost), warns when an epoch
+    runs far past its share of that (:class:`helpers.core.training.EpochWatch`) and, on a CPU,
     refuses a run longer than :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long``
     or ``$XAI_ALLOW_LONG=1``.
     ``keep``/``state``: the per-epoch training state, to resume (:func:`train_classifier`).
@@ -372,12 +377,14 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
     val = data.features("validation", model)
     total = config.epochs + (config.fine_tune_epochs if config.variant in FINE_TUNED else 0)
     done = 0 if state is None else state["epoch"] + state.get("offset", 0)
-    announce_duration(estimate_seconds(config, data, val.seconds / max(len(val.x), 1))
-                      * (total - done) / total, f"«{TITLES[config.variant]}»",
+    per_image, title = val.seconds / max(len(val.x), 1), f"«{TITLES[config.variant]}»"
+    announce_duration(estimate_seconds(config, data, per_image) * (total - done) / total, title,
                       not tf.config.list_physical_devices("GPU"), say, allow_long)
+    watches = [EpochWatch(epoch_seconds(config, data, per_image, stage), title, say)
+               for stage in (1, 2)]
     common = {"epochs": config.epochs, "learning_rate": config.learning_rate,
               "patience": config.patience, "batch_size": config.batch_size,
-              "seed": config.seed, "verbose": verbose}
+              "seed": config.seed, "verbose": verbose, "watch": watches[0]}
     if config.variant not in ON_FEATURES + FINE_TUNED:
         mix = {"mixup": functools.partial(augment.mixup, alpha=config.mixup_alpha),
                "cutmix": functools.partial(augment.cutmix, alpha=config.cutmix_alpha)}
@@ -393,7 +400,7 @@ def train_variant(config: TrainConfig, data: FlowersSplits, verbose: int = 2, sa
         result.seconds += train.seconds
         state = None
     if config.variant in FINE_TUNED:
-        result = fine_tune(model, config, data, result, verbose, state, keep)
+        result = fine_tune(model, config, data, result, verbose, state, keep, watches[1])
     return model, result
 
 
@@ -408,22 +415,34 @@ def training_batches(data: FlowersSplits, seed: int, augmented: bool, mix: Calla
 
 def estimate_seconds(config: TrainConfig, data: FlowersSplits, per_image: float) -> float:
     """Seconds :func:`train_variant` should take, from ``per_image``, the measured cost of one
-    image through preprocessing and backbone: one pass over the training images for the
-    variants trained on cached features, twice that per epoch for those trained on augmented or
-    mixed image batches, three times per fine-tuning epoch when the images go through a
-    backbone that learns (``augment_finetune``; ``finetune`` trains on cached activations)."""
-    n = data.infos["train"].num_examples
-    if config.variant in ON_FEATURES:
-        return n * per_image
+    image through preprocessing and backbone: one pass over the training images to extract the
+    features of the variants whose head trains on them, then the epochs of each stage
+    (:func:`epoch_seconds`)."""
+    extract = data.infos["train"].num_examples * per_image
+    first = config.epochs * epoch_seconds(config, data, per_image, 1)
     if config.variant in FINE_TUNED:
-        per_epoch = 3 if config.variant == "augment_finetune" else 1
-        return n * per_image * (1 + per_epoch * config.fine_tune_epochs)
-    return 2 * n * per_image * config.epochs
+        return extract + first + config.fine_tune_epochs * epoch_seconds(config, data,
+                                                                         per_image, 2)
+    return first + (extract if config.variant in ON_FEATURES else 0.0)
+
+
+def epoch_seconds(config: TrainConfig, data: FlowersSplits, per_image: float,
+                  stage: int) -> float:
+    """Seconds one epoch of ``stage`` (1: the head or the whole run, 2: fine-tuning) should
+    take: next to nothing for a head on cached features, two passes over the training images
+    for augmented or mixed image batches, three per fine-tuning epoch when the images go
+    through a backbone that learns (``augment_finetune``), one for ``finetune`` (cached
+    activations)."""
+    n = data.infos["train"].num_examples
+    if stage == 2:
+        return n * per_image * (3 if config.variant == "augment_finetune" else 1)
+    return 0.0 if config.variant in ON_FEATURES + FINE_TUNED else 2 * n * per_image
 
 
 def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head: TrainResult,
               verbose: int = 2, state: dict | None = None,
-              keep: Callable[[dict], object] | None = None) -> TrainResult:
+              keep: Callable[[dict], object] | None = None,
+              watch: EpochWatch | None = None) -> TrainResult:
     """Second stage of keras.io's transfer-learning recipe, after the head (``head``) is trained.
 
     The top ``config.fine_tune_kernels`` convolutions of the backbone are unfrozen (BatchNorm
@@ -434,7 +453,8 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
     augmented image batches through the whole model. The model keeps the best epoch of both
     stages (the head's if fine-tuning never beats it); the history runs through both.
     ``state``/``keep``: as :func:`train_classifier`'s, for this stage (they carry the head's
-    weights and history, so a resumed run skips the head).
+    weights and history, so a resumed run skips the head). ``watch``: as
+    :func:`train_classifier`'s.
     """
     if state is not None:
         _assign(model.variables, state["head"])
@@ -452,7 +472,7 @@ def fine_tune(model: keras.Model, config: TrainConfig, data: FlowersSplits, head
                               learning_rate=config.fine_tune_learning_rate,
                               patience=config.patience, batch_size=config.batch_size,
                               seed=config.seed, verbose=verbose, cut=cut, state=state,
-                              keep=stage)
+                              keep=stage, watch=watch)
     keras_models.set_backbone_trainable(model, False)
     history = {k: head.history[k] + second.history[k] for k in head.history if k in second.history}
     history["stage"] = [1.0] * head.epochs_run + [2.0] * second.epochs_run

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.torch import normalization as norm
+from helpers.torch.pointwise import subsample_strided_pointwise
 
 NUM_CLASSES = 10
 
@@ -30,7 +31,8 @@ def resnet18_cifar(width: int = 64,
     ``weights="imagenet"`` a width-64 model starts from ImageNet weights (fetched by
     :mod:`helpers.data`; ``conv1`` keeps the central 3x3 taps of the pretrained 7x7 kernels).
     Other widths, or a missing weight file, start from torchvision's random initialization and a
-    warning says so.
+    warning says so. The strided 1x1 shortcut convolutions subsample first
+    (:mod:`helpers.torch.pointwise`: the same function, safe on AVX2 CPUs).
     """
     from torchvision.models import resnet18
 
@@ -65,7 +67,7 @@ def resnet18_cifar(width: int = 64,
     model.normalization = norm.CIFAR10
     model.xai_trained = False
     model.xai_init = "imagenet" if state is not None else "random"
-    return model
+    return subsample_strided_pointwise(model)
 
 
 def _stage(in_planes: int, planes: int, stride: int) -> nn.Sequential:

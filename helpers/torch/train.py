@@ -10,6 +10,7 @@ models are kept as verified checkpoints (:mod:`helpers.checkpoints`). Lesson:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import time
@@ -29,9 +30,10 @@ from helpers import checkpoints
 from helpers.core.shortcut import Shortcut, plant_training_cue
 from helpers.core.spanish import num, pct
 from helpers.core.stats import accuracy
-from helpers.core.training import TrainResult, announce_duration
+from helpers.core.training import EpochWatch, TrainResult, announce_duration
 from helpers.data.cifar10 import CifarImages
 from helpers.profile import Profile
+from helpers.torch.pointwise import subsample_strided_pointwise
 
 VAL_FRACTION = 0.05  # class-balanced share of the training split held out for validation
 CACHE_VERSION = 2  # bump when the training code changes what a checkpoint means
@@ -134,17 +136,21 @@ def random_crop_flip(x: torch.Tensor, pad_value: torch.Tensor, padding: int = 4,
 
 def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config: TrainConfig,
           device: torch.device, state: dict | None = None,
-          keep: Callable[[dict], Any] | None = None) -> TrainResult:
+          keep: Callable[[dict], Any] | None = None,
+          watch: EpochWatch | None = None) -> TrainResult:
     """SGD + OneCycle with standard augmentation; evaluates each epoch and keeps the best weights.
 
     The model ends in eval mode holding the weights of the epoch with the best validation
     accuracy (the first one on ties, :func:`helpers.core.training.best_epoch`). After every
     epoch ``keep(state)`` receives everything needed to go on (weights, optimizer, schedule,
     random generators, history); ``train(..., state=that)`` continues from there and ends with
-    the weights an uninterrupted run gives.
+    the weights an uninterrupted run gives. ``watch`` warns when an epoch runs far past its
+    estimate. Strided 1x1 convolutions of ``model`` are first rewritten to subsample
+    (:func:`helpers.torch.pointwise.subsample_strided_pointwise`: the same function; oneDNN's
+    own kernel computes wrong weight gradients, or hangs, on AVX2 CPUs).
     """
     torch.manual_seed(config.seed)
-    model.to(device, memory_format=torch.channels_last)
+    subsample_strided_pointwise(model).to(device, memory_format=torch.channels_last)
     cuda = device.type == "cuda"
     data = loader(train_set, config.batch_size, shuffle=True, device=device, seed=config.seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.max_lr, momentum=0.9,
@@ -169,19 +175,20 @@ def train(model: nn.Module, train_set: CifarImages, val_set: CifarImages, config
     for epoch in range(first, config.epochs):
         model.train()
         losses = []
-        for x, y in tqdm(data, desc=f"época {epoch + 1}/{config.epochs}", leave=False):
-            x = random_crop_flip(x.to(device, non_blocking=True), pad, generator=gen)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
-            with mixed_precision(device):
-                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            losses.append(loss.item())
-        val_acc = accuracy(*predict(model, val_set, device))
+        with watch.epoch(epoch + 1, config.epochs) if watch else contextlib.nullcontext():
+            for x, y in tqdm(data, desc=f"época {epoch + 1}/{config.epochs}", leave=False):
+                x = random_crop_flip(x.to(device, non_blocking=True), pad, generator=gen)
+                x = x.contiguous(memory_format=torch.channels_last)
+                y = y.to(device, non_blocking=True)
+                with mixed_precision(device):
+                    loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                losses.append(loss.item())
+            val_acc = accuracy(*predict(model, val_set, device))
         print(f"época {epoch + 1}/{config.epochs}: pérdida {num(np.mean(losses), 3)}, "
               f"exactitud en validación {pct(val_acc)}")
         if not history["val_accuracy"] or val_acc > max(history["val_accuracy"]):
@@ -280,7 +287,8 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
     split), the profile's shortcut sizes apply and the checkpoint is
     ``resnet18_cifar_atajo_<profile>.pt``; ``test_accuracy`` is on the clean test images.
 
-    Training says how long it should take (:func:`estimate_seconds`) and, on a CPU, does not
+    Training says how long it should take (:func:`estimate_seconds`), warns when an epoch runs
+    far past that (:class:`helpers.core.training.EpochWatch`) and, on a CPU, does not
     start a run longer than :data:`helpers.core.training.LONG_MINUTES` unless ``allow_long`` or
     ``$XAI_ALLOW_LONG=1``; an interrupted run resumes from its last finished epoch
     (:class:`helpers.checkpoints.Resumable`).
@@ -314,10 +322,11 @@ def load_or_train(profile: Profile, device: torch.device, data=None, force: bool
                                      _load_state, enabled=problem is None)
     state = None if force else progress.load(config.epochs)
     left = config.epochs - (state["epoch"] if state else 0)
-    announce_duration(estimate_seconds(model, train_set, val_set, config, device, left),
-                      f"la ResNet-18 ({left} época{'s' if left != 1 else ''})",
+    seconds = estimate_seconds(model, train_set, val_set, config, device, left)
+    announce_duration(seconds, f"la ResNet-18 ({left} época{'s' if left != 1 else ''})",
                       device.type == "cpu", say, allow_long)
-    result = train(model, train_set, val_set, config, device, state, progress.keep)
+    watch = EpochWatch(seconds / max(left, 1), "la ResNet-18", say)
+    result = train(model, train_set, val_set, config, device, state, progress.keep, watch)
     meta = {"key": key, "profile": profile.name, "init": model.xai_init, **asdict(result),
             "precision": precision_name(device),
             "test_accuracy": accuracy(*predict(model, data.test, device)),
@@ -345,7 +354,8 @@ def estimate_seconds(model: nn.Module, train_set: CifarImages, val_set: CifarIma
     """Seconds ``epochs`` of :func:`train` should take here, from a few training steps of a
     copy of ``model`` timed after one warm-up step (validation counted as a third of a step
     per batch). The model and every random generator are left untouched."""
-    probe = copy.deepcopy(model).to(device, memory_format=torch.channels_last).train()
+    probe = subsample_strided_pointwise(copy.deepcopy(model))
+    probe.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
     x, y = next(iter(loader(train_set, config.batch_size, shuffle=False, device=device)))
     x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)

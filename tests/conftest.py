@@ -2,7 +2,7 @@
 
 torchvision is imported first on purpose: importing TensorFlow before torchvision in one process
 crashes (see ../shared/ENVIRONMENT.md), and test files that use TensorFlow may run before the
-torch ones.
+torch ones. Time limits per test: ``tests/time_limits.py``.
 """
 
 import pytest

@@ -148,6 +148,7 @@ def run_all_twice(path: Path) -> list[str]:
 
 
 @pytest.mark.after_notebooks
+@pytest.mark.timeout(900)  # notebook 14's two passes: ~240 s on 2 cores
 @pytest.mark.parametrize("name", RUN_TWICE)
 def test_run_all_twice_gives_the_same_outputs(name):
     problems = run_all_twice(NOTEBOOKS / name)

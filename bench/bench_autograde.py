@@ -7,7 +7,9 @@ the median of ``--repeats`` runs. Reported: seconds, submissions per minute and 
 over serial nbgrader. Two bounds to read it with: the speed-up over one worker cannot exceed
 the number of cores, and the Dask path runs every notebook twice (the student's kernel and the
 pristine replay that makes grades unforgeable), so against serial nbgrader it gets about half
-of that. Not a test: ``python bench/bench_autograde.py [-h]``.
+of that. The sandbox's cost: the same path with one worker and ``--unsafe-no-sandbox``, per
+submission, and the start of a sandboxed kernel against an ordinary one running one cell
+(``--kernels-only`` measures just that). Not a test: ``python bench/bench_autograde.py [-h]``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import autograde as engine  # noqa: E402
 import grading  # noqa: E402
 import integrity  # noqa: E402
+import sandbox  # noqa: E402
 
 KINDS = ["soluciones", "en_blanco", "erroneas", "falsifica", "se_cae"]  # falsifica: wrong + forged
 FORGE = ("import helpers.checks as C, importlib\n"
@@ -84,13 +87,46 @@ def timed(course: Path, folder: Path, run) -> float:
     return time.perf_counter() - start
 
 
+def kernel_seconds(folder: Path, sandboxed: bool, repeats: int) -> float:
+    """Median seconds to start a kernel, run one cell (numpy imported) and shut it down."""
+    import nbformat
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    times = []
+    for i in range(repeats + 1):  # the first is the warm-up
+        work = folder / f"kernel-{sandboxed}-{i}"
+        (work / "cwd").mkdir(parents=True)
+        config, name = Config(), "python3"
+        if sandboxed:
+            spec = sandbox.spec_for([ROOT / "helpers"], [], work / "audit.log", 600, 1024, 64, 64)
+            os.environ.update(sandbox.install_kernel(work / "jail", spec))
+            config.KernelManager.transport, name = "ipc", sandbox.KERNEL
+            config.KernelManager.ip = str(work / "jail" / "runtime" / "kernel")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy")])
+        start = time.perf_counter()
+        NotebookClient(nb, kernel_name=name, config=config,
+                       resources={"metadata": {"path": str(work / "cwd")}}).execute()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", default=["04", "12"])
     parser.add_argument("--students", type=int, default=10, help="per notebook")
     parser.add_argument("--workers", default="1,2,all", help="comma-separated; all = cores")
     parser.add_argument("--repeats", type=int, default=1, help="runs per timing (median)")
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="only the start of a sandboxed kernel against an ordinary one")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-kernel-") as tmp:
+        plain, boxed = (kernel_seconds(Path(tmp), b, max(5, args.repeats)) for b in (False, True))
+    print(f"Kernel con una celda: normal {plain:.2f} s, en el entorno aislado {boxed:.2f} s "
+          f"(+{boxed - plain:.2f} s por entrega; mediana de {max(5, args.repeats)} tras un "
+          "calentamiento)")
+    if args.kernels_only:
+        return
     cores = os.cpu_count() or 1
     workers = sorted({cores if w == "all" else int(w) for w in args.workers.split(",")})
     notebooks = grading.select(args.notebooks)
@@ -105,6 +141,9 @@ def main() -> None:
         for w in workers:
             runs[f"Dask, {w} worker{'s' if w > 1 else ''}"] = (
                 lambda c, w=w: engine.autograde(c, workers=w, force=True))
+        unsafe = engine.Limits(**{**engine.default_limits(1).__dict__, "sandbox": False})
+        runs["Dask, 1 worker, sin aislar"] = lambda c: engine.autograde(c, workers=1, force=True,
+                                                                        limits=unsafe)
         warm = folder / "calentamiento"
         shutil.copytree(course, warm)
         for student in sorted((warm / "submitted").iterdir())[1:]:
@@ -120,6 +159,9 @@ def main() -> None:
     for name, s in seconds.items():
         print(f"{name:<22} {s:>9.1f} {60 * n / s:>13.1f} {serial / s:>9.2f}x "
               f"{(one / s if one else float('nan')):>12.2f}x")
+    if "Dask, 1 worker" in seconds:
+        cost = (seconds["Dask, 1 worker"] - seconds["Dask, 1 worker, sin aislar"]) / n
+        print(f"\nCoste del entorno aislado: {cost:+.1f} s por entrega (1 worker)")
     print(f"\nCota: con {cores} núcleos, la aceleración sobre 1 worker no pasa de {cores}x; el "
           "camino de Dask ejecuta cada cuaderno dos veces (kernel del estudiante + repetición "
           f"sin su código), así que frente a nbgrader en serie la cota es {cores / 2:g}x. "

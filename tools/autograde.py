@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import integrity
+import sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ".grading"
@@ -37,11 +38,18 @@ STATE = ".grading"
 
 @dataclass(frozen=True)
 class Limits:
-    """Per submission: seconds per cell, memory of the grading processes, threads per kernel."""
+    """Per submission: seconds per cell, memory of the grading processes, threads per kernel;
+    the sandbox of its kernel (:mod:`sandbox`) with its limits on processes (threads count),
+    file size, ``/tmp`` and the notebook's output."""
 
     cell_timeout: int = 600
     memory_gib: float = 8.0
     threads: int = 1
+    sandbox: bool = True
+    processes: int = 1024
+    file_mib: int = 1024
+    tmp_mib: int = 2048
+    output_mib: float = 5.0
 
     @property
     def total_timeout(self) -> int:  # a notebook of many slow cells still ends
@@ -99,25 +107,39 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
     if not (course / "submitted" / sub.student / sub.assignment / name).exists():
         return {"status": "failed", "reason": f"la entrega no contiene {name} (¿se renombró?)"}
     _scratch_course(course, sub, source, template, copy, name)
-    answers = work / "answers"
+    answers, audit = work / "answers", work / "audit.log"
+    answers.mkdir()
     kernel_env = env | _thread_env(limits.threads) | {
         integrity.RECORD_ENV: str(answers), "XAI_STRICT_CHECKS": "1"}
+    options = []
+    if limits.sandbox:
+        spec = _jail(env, answers, audit, limits, hidden=[course, work])
+        kernel_env |= sandbox.install_kernel(work / "jail", spec)
+        options = sandbox.nbgrader_options(work / "jail")
     before = integrity.snapshot(protected)
     ok, reason, log = run_limited(
         [sys.executable, "-m", "nbgrader", "autograde", sub.assignment, "--student",
-         sub.student, "--force", f"--Execute.timeout={limits.cell_timeout}"],
+         sub.student, "--force", f"--Execute.timeout={limits.cell_timeout}", *options],
         copy, kernel_env, limits)
     touched = integrity.changed(before, integrity.snapshot(protected))
     graded = copy / "autograded" / sub.student / sub.assignment / name
     if "Timeout waiting for execute reply" in log:  # nbgrader interrupted the cell, went on
         ok, reason = False, f"una celda superó el tiempo por celda ({limits.cell_timeout} s)"
+    escapes = _escapes(sandbox.events(audit), limits)
+    if graded.exists() and _cap_output(graded, limits.output_mib):
+        escapes.append({"what": f"superó el límite de salida ({limits.output_mib:g} MB): "
+                                "salida recortada", "cell": None})
     if not ok or not graded.exists():
         return {"status": "failed", "reason": reason or _reason_from(log),
-                "report": _files_report(sub, touched), "touched": touched}
-    verdicts = integrity.replay(source, answers, work / "replay", kernel_env, limits.cell_timeout)
+                "report": _files_report(sub, touched) + _escape_report(sub, escapes, {}),
+                "touched": touched}
+    verdicts = integrity.replay(source, answers, work / "replay", _no_kernelspec(kernel_env),
+                                limits.cell_timeout)
     submitted = json.loads(graded.read_text())
     pristine = {integrity.cell_text(c) for c in source["cells"]}
-    report = _verify(copy / "gradebook.db", sub, name, verdicts, submitted, touched, pristine)
+    fed = _exercises(submitted["cells"], escapes)
+    report = _verify(copy / "gradebook.db", sub, name, verdicts, submitted, touched, pristine,
+                     fed) + _escape_report(sub, escapes, fed)
     _show_verified_outputs(graded, verdicts)
     ok, reason, log = run_limited(
         [sys.executable, "-m", "nbgrader", "generate_feedback", sub.assignment, "--student",
@@ -125,6 +147,93 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
     return {"status": "graded", "reason": "" if ok else f"sin informe: {_reason_from(log)}",
             "report": report, "touched": touched, "rows": read_rows(copy / "gradebook.db", sub),
             "files": _files(copy, sub)}
+
+
+def _jail(env: dict[str, str], answers: Path, audit: Path, limits: Limits,
+          hidden: list[Path]) -> dict:
+    """The sandbox of one submission's kernel: the package, data and models read-only; its
+    answers folder writable (its own folder is added when the kernel starts there)."""
+    from helpers.data.resolve import CACHE_ENV, DATA_ENV, cache_root, data_dir
+
+    cache = Path(env.get(CACHE_ENV) or cache_root())
+    readable = [ROOT / "helpers", Path(env.get(DATA_ENV) or data_dir()), cache]
+    return sandbox.spec_for(readable, [answers], audit,
+                            cpu_seconds=limits.total_timeout * max(1, limits.threads),
+                            processes=limits.processes, file_mib=limits.file_mib,
+                            tmp_mib=limits.tmp_mib, hidden=[*hidden, ROOT, Path.home()],
+                            quiet=[cache])
+
+
+def _no_kernelspec(env: dict[str, str]) -> dict[str, str]:
+    """The replay (the instructor's code only) runs in the ordinary kernel."""
+    return {k: v for k, v in env.items() if k not in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+
+
+ESCAPES = {"read": "intentó leer {path}, que no ve desde su entorno aislado",
+           "write": "intentó escribir {path}, fuera de su carpeta",
+           "network": "intentó conectarse a {address} (sin red en el entorno aislado)",
+           "left_running": "dejó un proceso en marcha al terminar el kernel (eliminado): {command}"}
+LIMITS = {"cpu": "superó el límite de tiempo de CPU ({cpu} s): kernel detenido",
+          "file_size": "superó el límite de tamaño de archivo ({file} MiB): kernel detenido"}
+
+
+def _escapes(events: list[dict], limits: Limits) -> list[dict]:
+    """The sandbox's audit events as report texts in Spanish, each with its cell number."""
+    out = []
+    for event in events:
+        if event["event"] == "limit":
+            text = LIMITS.get(event.get("what"), "superó un límite: {what}").format(
+                cpu=limits.total_timeout * max(1, limits.threads), file=limits.file_mib,
+                what=event.get("what"))
+        elif event["event"] in ESCAPES:
+            text = ESCAPES[event["event"]].format_map(
+                {k: str(v)[:200] for k, v in event.items()} | {"path": event.get("path", "?"),
+                 "address": event.get("address", "?"), "command": event.get("command", "?")})
+        else:
+            continue
+        out.append({"what": text, "cell": event.get("cell")})
+    return list({e["what"]: e for e in out}.values())
+
+
+def _exercises(cells: list[dict], escapes: list[dict]) -> dict[str, list[str]]:
+    """Per check cell (grade id), what was tried in its exercise: in its own cell or in any
+    cell after the previous check (the exercise's solution and what it runs)."""
+    by_count = {c.get("execution_count"): i for i, c in enumerate(cells)
+                if c["cell_type"] == "code" and c.get("execution_count")}
+    fed: dict[str, list[str]] = {}
+    for escape in escapes:
+        start = by_count.get(escape["cell"])
+        if start is None:
+            continue
+        check = next((c for c in cells[start:] if integrity.is_check(c)), None)
+        if check is not None:
+            fed.setdefault(integrity.nbgrader_meta(check)["grade_id"], []).append(escape["what"])
+    return fed
+
+
+def _escape_report(sub: Submission, escapes: list[dict], fed: dict[str, list[str]]) -> list[dict]:
+    """Report lines of the attempts to leave the sandbox not tied to a zeroed exercise."""
+    tied = {what for whats in fed.values() for what in whats}
+    return [{"student": sub.student, "assignment": sub.assignment, "exercise": "*",
+             "nbgrader": "", "verified": "", "replay": "",
+             "detected": f"entorno aislado: {e['what']}"} for e in escapes if e["what"] not in tied]
+
+
+def _cap_output(graded: Path, megabytes: float) -> bool:
+    """Cut each output text of the autograded notebook to ``megabytes``; whether any was cut."""
+    limit, cut = int(megabytes * 1e6), False
+    nb = json.loads(graded.read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            for key, value in [("text", out.get("text")), *out.get("data", {}).items()]:
+                text = "".join(value) if isinstance(value, list) else value
+                if isinstance(text, str) and len(text) > limit:
+                    short = text[:limit] + "\n... salida recortada (límite de la corrección) ...\n"
+                    (out if key == "text" else out["data"])[key] = short
+                    cut = True
+    if cut:
+        graded.write_text(json.dumps(nb, ensure_ascii=False, indent=1) + "\n")
+    return cut
 
 
 def _scratch_course(course: Path, sub: Submission, source: dict, template: Path, copy: Path,
@@ -215,9 +324,10 @@ def _reason_from(log: str) -> str:
 
 
 def _verify(db: Path, sub: Submission, name: str, verdicts: dict, submitted: dict,
-            touched: list[str], pristine: set[str]) -> list[dict]:
-    """Keep, per check cell, the lower of nbgrader's score and the pristine replay's; zero every
-    autograded point if protected files changed. Return the report's lines."""
+            touched: list[str], pristine: set[str], fed: dict[str, list[str]]) -> list[dict]:
+    """Keep, per check cell, the lower of nbgrader's score and the pristine replay's; zero an
+    exercise whose code tried to leave the sandbox (``fed``) and every autograded point if
+    protected files changed. Return the report's lines."""
     from nbgrader.api import Gradebook
 
     found = "; ".join(integrity.suspicious(submitted["cells"], pristine)) or \
@@ -230,14 +340,15 @@ def _verify(db: Path, sub: Submission, name: str, verdicts: dict, submitted: dic
             if grade.name not in verdicts or grade.auto_score is None:
                 continue
             verified = grade.max_score if verdicts[grade.name]["passed"] else 0.0
-            if touched:
+            if touched or grade.name in fed:
                 verified = 0.0
-            if grade.auto_score > verified:
+            if grade.auto_score > verified or grade.name in fed:
+                detected = "; ".join(f"entorno aislado: {w}" for w in fed.get(grade.name, []))
                 report.append({"student": sub.student, "assignment": sub.assignment,
-                                   "exercise": grade.name, "nbgrader": grade.auto_score,
-                                   "verified": verified, "detected": found,
-                                   "replay": _printed(verdicts[grade.name]["outputs"])})
-                grade.auto_score = verified
+                               "exercise": grade.name, "nbgrader": grade.auto_score,
+                               "verified": verified, "detected": detected or found,
+                               "replay": _printed(verdicts[grade.name]["outputs"])})
+                grade.auto_score = min(grade.auto_score, verified)
         gb.db.commit()
     return report
 
@@ -363,6 +474,9 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
           f"{len(todo)} por corregir")
     if not todo:
         return []
+    limits = limits or default_limits(workers or os.cpu_count() or 1)
+    if limits.sandbox and (why := sandbox.works()):  # before any work: says what to install
+        raise sandbox.SandboxMissing(why)
     _add_students(course, {s.student for s in todo})
     template = state_dir / "template.db"
     _copy_db(course / "gradebook.db", template)
@@ -371,7 +485,6 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
     env = course_env(course)
     client, cluster = _client(workers, scheduler, len(todo))
     n = workers or len(client.scheduler_info()["workers"]) or 1
-    limits = limits or default_limits(n)
     protected = [str(p) for p in protected_paths(course, env)]
     results = []
     try:
@@ -453,6 +566,7 @@ def _client(workers: int | None, scheduler: str | None, tasks: int):
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cloudpickle.register_pickle_by_value(integrity)
+    cloudpickle.register_pickle_by_value(sandbox)
     if scheduler:
         return Client(scheduler), None
     n = workers or max(1, min(os.cpu_count() or 1, tasks))
@@ -474,13 +588,14 @@ def kept_environment():
         os.environ.update(saved)
 
 
-def default_limits(workers: int) -> Limits:
+def default_limits(workers: int, sandboxed: bool = True) -> Limits:
     """Per-cell timeout of the course; memory and threads shared among the workers."""
     import psutil
 
     cores = os.cpu_count() or 1
     memory = 0.8 * psutil.virtual_memory().total / 2**30 / max(1, min(workers, cores))
-    return Limits(memory_gib=round(memory, 1), threads=max(1, cores // max(1, workers)))
+    return Limits(memory_gib=round(memory, 1), threads=max(1, cores // max(1, workers)),
+                  sandbox=sandboxed)
 
 
 def course_env(course: Path) -> dict[str, str]:

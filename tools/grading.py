@@ -4,6 +4,7 @@ Usage:
   python tools/grading.py release [--course build/nbgrader] [--out build/student] [NB ...]
   python tools/grading.py autograde [--course build/nbgrader] [--workers N | --scheduler ADDR]
                                     [--cell-timeout S] [--memory-gib G] [--force]
+                                    [--unsafe-no-sandbox]
   python tools/grading.py export [--course build/nbgrader] [--to grades.csv]
   python tools/grading.py demo    [--course build/nbgrader] [NB ...]
   python tools/grading.py validate [NB ...]
@@ -127,20 +128,25 @@ def course_environment() -> dict[str, str]:
 
 def autograde(course: Path, workers: int | None = None, scheduler: str | None = None,
               cell_timeout: int | None = None, memory_gib: float | None = None,
-              force: bool = False) -> list[dict]:
+              force: bool = False, sandboxed: bool = True) -> list[dict]:
     """Grade every new or changed submission in ``course/submitted`` on Dask
-    (:mod:`autograde`): a local cluster of ``workers`` processes, or ``scheduler``'s."""
+    (:mod:`autograde`): a local cluster of ``workers`` processes, or ``scheduler``'s; each
+    student kernel in a sandbox (:mod:`sandbox`) unless ``sandboxed`` is False."""
+    import dataclasses
+
     import autograde as engine
+    import sandbox
 
     if not engine.submissions(course):
         raise SystemExit(f"no submissions in {course / 'submitted'}: put each one in "
                          "submitted/<student_id>/<notebook stem>/<notebook>.ipynb")
-    limits = None
-    if cell_timeout or memory_gib:
-        base = engine.default_limits(workers or os.cpu_count() or 1)
-        limits = engine.Limits(cell_timeout=cell_timeout or base.cell_timeout,
-                               memory_gib=memory_gib or base.memory_gib, threads=base.threads)
-    return engine.autograde(course, workers, scheduler, limits, force)
+    base = engine.default_limits(workers or os.cpu_count() or 1, sandboxed)
+    limits = dataclasses.replace(base, cell_timeout=cell_timeout or base.cell_timeout,
+                                 memory_gib=memory_gib or base.memory_gib)
+    try:
+        return engine.autograde(course, workers, scheduler, limits, force)
+    except sandbox.SandboxMissing as err:
+        raise SystemExit(str(err)) from None
 
 
 STATUS = {"graded": "corregido", "manual": "falta la pregunta abierta (formgrader)",
@@ -243,6 +249,9 @@ def main() -> None:
                         help="autograde: memory per submission (default: 80%% of RAM / workers)")
     parser.add_argument("--force", action="store_true",
                         help="autograde: grade again the submissions already graded")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="autograde: run student kernels without the sandbox (trusted "
+                             "submissions only: their code can then read the solutions)")
     args = parser.parse_args()
     notebooks = select(args.notebooks)
     if args.action == "release":
@@ -251,7 +260,7 @@ def main() -> None:
         validate(notebooks)
     elif args.action == "autograde":
         autograde(args.course.resolve(), args.workers, args.scheduler, args.cell_timeout,
-                  args.memory_gib, args.force)
+                  args.memory_gib, args.force, not args.unsafe_no_sandbox)
     elif args.action == "export":
         export(args.course.resolve(), (args.to or args.course / "grades.csv").resolve())
     else:

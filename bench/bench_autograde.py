@@ -100,9 +100,12 @@ def kernel_seconds(folder: Path, sandboxed: bool, repeats: int) -> float:
         config, name = Config(), "python3"
         if sandboxed:
             spec = sandbox.spec_for([ROOT / "helpers"], [], work / "audit.log", 600, 1024, 64, 64)
-            os.environ.update(sandbox.install_kernel(work / "jail", spec))
-            config.KernelManager.transport, name = "ipc", sandbox.KERNEL
-            config.KernelManager.ip = str(work / "jail" / "runtime" / "kernel")
+            env, options = sandbox.install_kernel(work / "jail", spec)
+            os.environ.update(env)
+            for option in options:  # "--KernelManager.ip=...": what nbgrader gets
+                key, value = option[2:].split("=", 1)
+                setattr(config[key.split(".")[0]], key.split(".")[1], value)
+            name = sandbox.KERNEL
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy")])
         start = time.perf_counter()
         NotebookClient(nb, kernel_name=name, config=config,
@@ -141,7 +144,7 @@ def main() -> None:
         for w in workers:
             runs[f"Dask, {w} worker{'s' if w > 1 else ''}"] = (
                 lambda c, w=w: engine.autograde(c, workers=w, force=True))
-        unsafe = engine.Limits(**{**engine.default_limits(1).__dict__, "sandbox": False})
+        unsafe = engine.default_limits(1, sandboxed=False)
         runs["Dask, 1 worker, sin aislar"] = lambda c: engine.autograde(c, workers=1, force=True,
                                                                         limits=unsafe)
         warm = folder / "calentamiento"

@@ -55,6 +55,10 @@ class Limits:
     def total_timeout(self) -> int:  # a notebook of many slow cells still ends
         return 20 * self.cell_timeout
 
+    @property
+    def cpu_seconds(self) -> int:  # of the sandboxed kernel: its total timeout on every thread
+        return self.total_timeout * max(1, self.threads)
+
 
 @dataclass(frozen=True, order=True)
 class Submission:
@@ -111,16 +115,15 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
     answers.mkdir()
     kernel_env = env | _thread_env(limits.threads) | {
         integrity.RECORD_ENV: str(answers), "XAI_STRICT_CHECKS": "1"}
-    options = []
+    jail_env, options = {}, []
     if limits.sandbox:
         spec = _jail(env, answers, audit, limits, hidden=[course, work])
-        kernel_env |= sandbox.install_kernel(work / "jail", spec)
-        options = sandbox.nbgrader_options(work / "jail")
+        jail_env, options = sandbox.install_kernel(work / "jail", spec)
     before = integrity.snapshot(protected)
     ok, reason, log = run_limited(
         [sys.executable, "-m", "nbgrader", "autograde", sub.assignment, "--student",
          sub.student, "--force", f"--Execute.timeout={limits.cell_timeout}", *options],
-        copy, kernel_env, limits)
+        copy, kernel_env | jail_env, limits)
     touched = integrity.changed(before, integrity.snapshot(protected))
     graded = copy / "autograded" / sub.student / sub.assignment / name
     if "Timeout waiting for execute reply" in log:  # nbgrader interrupted the cell, went on
@@ -133,8 +136,8 @@ def _grade_in(course: Path, sub: Submission, source: dict, template: Path, limit
         return {"status": "failed", "reason": reason or _reason_from(log),
                 "report": _files_report(sub, touched) + _escape_report(sub, escapes, {}),
                 "touched": touched}
-    verdicts = integrity.replay(source, answers, work / "replay", _no_kernelspec(kernel_env),
-                                limits.cell_timeout)
+    verdicts = integrity.replay(source, answers, work / "replay", kernel_env,
+                                limits.cell_timeout)  # the instructor's code: no sandbox
     submitted = json.loads(graded.read_text())
     pristine = {integrity.cell_text(c) for c in source["cells"]}
     fed = _exercises(submitted["cells"], escapes)
@@ -158,15 +161,10 @@ def _jail(env: dict[str, str], answers: Path, audit: Path, limits: Limits,
     cache = Path(env.get(CACHE_ENV) or cache_root())
     readable = [ROOT / "helpers", Path(env.get(DATA_ENV) or data_dir()), cache]
     return sandbox.spec_for(readable, [answers], audit,
-                            cpu_seconds=limits.total_timeout * max(1, limits.threads),
+                            cpu_seconds=limits.cpu_seconds,
                             processes=limits.processes, file_mib=limits.file_mib,
                             tmp_mib=limits.tmp_mib, hidden=[*hidden, ROOT, Path.home()],
                             quiet=[cache])
-
-
-def _no_kernelspec(env: dict[str, str]) -> dict[str, str]:
-    """The replay (the instructor's code only) runs in the ordinary kernel."""
-    return {k: v for k, v in env.items() if k not in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
 
 
 ESCAPES = {"read": "intentó leer {path}, que no ve desde su entorno aislado",
@@ -179,20 +177,19 @@ LIMITS = {"cpu": "superó el límite de tiempo de CPU ({cpu} s): kernel detenido
 
 def _escapes(events: list[dict], limits: Limits) -> list[dict]:
     """The sandbox's audit events as report texts in Spanish, each with its cell number."""
-    out = []
+    out = {}
     for event in events:
         if event["event"] == "limit":
             text = LIMITS.get(event.get("what"), "superó un límite: {what}").format(
-                cpu=limits.total_timeout * max(1, limits.threads), file=limits.file_mib,
-                what=event.get("what"))
+                cpu=limits.cpu_seconds, file=limits.file_mib, what=event.get("what"))
         elif event["event"] in ESCAPES:
             text = ESCAPES[event["event"]].format_map(
-                {k: str(v)[:200] for k, v in event.items()} | {"path": event.get("path", "?"),
-                 "address": event.get("address", "?"), "command": event.get("command", "?")})
+                {"path": "?", "address": "?", "command": "?"}
+                | {k: str(v)[:200] for k, v in event.items()})
         else:
             continue
-        out.append({"what": text, "cell": event.get("cell")})
-    return list({e["what"]: e for e in out}.values())
+        out[text, event.get("cell")] = {"what": text, "cell": event.get("cell")}
+    return list(out.values())
 
 
 def _exercises(cells: list[dict], escapes: list[dict]) -> dict[str, list[str]]:
@@ -214,9 +211,10 @@ def _exercises(cells: list[dict], escapes: list[dict]) -> dict[str, list[str]]:
 def _escape_report(sub: Submission, escapes: list[dict], fed: dict[str, list[str]]) -> list[dict]:
     """Report lines of the attempts to leave the sandbox not tied to a zeroed exercise."""
     tied = {what for whats in fed.values() for what in whats}
+    loose = dict.fromkeys(e["what"] for e in escapes if e["what"] not in tied)
     return [{"student": sub.student, "assignment": sub.assignment, "exercise": "*",
              "nbgrader": "", "verified": "", "replay": "",
-             "detected": f"entorno aislado: {e['what']}"} for e in escapes if e["what"] not in tied]
+             "detected": f"entorno aislado: {what}"} for what in loose]
 
 
 def _cap_output(graded: Path, megabytes: float) -> bool:
@@ -474,8 +472,7 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
           f"{len(todo)} por corregir")
     if not todo:
         return []
-    limits = limits or default_limits(workers or os.cpu_count() or 1)
-    if limits.sandbox and (why := sandbox.works()):  # before any work: says what to install
+    if (limits is None or limits.sandbox) and (why := sandbox.works()):  # before any work
         raise sandbox.SandboxMissing(why)
     _add_students(course, {s.student for s in todo})
     template = state_dir / "template.db"
@@ -485,6 +482,7 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
     env = course_env(course)
     client, cluster = _client(workers, scheduler, len(todo))
     n = workers or len(client.scheduler_info()["workers"]) or 1
+    limits = limits or default_limits(n)
     protected = [str(p) for p in protected_paths(course, env)]
     results = []
     try:

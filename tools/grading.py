@@ -140,9 +140,11 @@ def autograde(course: Path, workers: int | None = None, scheduler: str | None = 
     if not engine.submissions(course):
         raise SystemExit(f"no submissions in {course / 'submitted'}: put each one in "
                          "submitted/<student_id>/<notebook stem>/<notebook>.ipynb")
-    base = engine.default_limits(workers or os.cpu_count() or 1, sandboxed)
-    limits = dataclasses.replace(base, cell_timeout=cell_timeout or base.cell_timeout,
-                                 memory_gib=memory_gib or base.memory_gib)
+    limits = None  # the engine's defaults, for the workers it gets
+    if cell_timeout or memory_gib or not sandboxed:
+        base = engine.default_limits(workers or os.cpu_count() or 1, sandboxed)
+        limits = dataclasses.replace(base, cell_timeout=cell_timeout or base.cell_timeout,
+                                     memory_gib=memory_gib or base.memory_gib)
     try:
         return engine.autograde(course, workers, scheduler, limits, force)
     except sandbox.SandboxMissing as err:

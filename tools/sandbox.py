@@ -43,7 +43,7 @@ class SandboxMissing(RuntimeError):
 
 
 def require() -> str:
-    """The bwrap executable, checked to work here, or a clear error naming what to do."""
+    """The bwrap executable, or a clear error naming the package to install."""
     found = shutil.which(TOOL)
     if found is None:
         raise SandboxMissing(
@@ -67,9 +67,9 @@ def works() -> str:
         "autograde as root; --unsafe-no-sandbox on a trusted machine only")
 
 
-def install_kernel(folder: Path, spec: dict) -> dict[str, str]:
-    """Write the sandboxed kernelspec and its spec under ``folder``; the environment and the
-    nbgrader options that make nbgrader use it (Unix sockets: the sandbox has no network)."""
+def install_kernel(folder: Path, spec: dict) -> tuple[dict[str, str], list[str]]:
+    """Write the sandboxed kernelspec and its spec under ``folder``; return the environment and
+    the nbgrader options that make nbgrader use it (Unix sockets: the sandbox has no network)."""
     runtime, kernels = folder / "runtime", folder / "jupyter" / "kernels" / KERNEL
     runtime.mkdir(parents=True, exist_ok=True)
     kernels.mkdir(parents=True, exist_ok=True)
@@ -79,12 +79,9 @@ def install_kernel(folder: Path, spec: dict) -> dict[str, str]:
         "argv": [sys.executable, str(Path(__file__).resolve()), "launch", str(folder / "spec.json"),
                  "{connection_file}"],
         "display_name": "Python 3 (sandbox)", "language": "python", "interrupt_mode": "message"}))
-    return {"JUPYTER_PATH": str(folder / "jupyter"), "JUPYTER_RUNTIME_DIR": str(runtime)}
-
-
-def nbgrader_options(folder: Path) -> list[str]:
-    return [f"--Execute.kernel_name={KERNEL}", "--KernelManager.transport=ipc",
-            f"--KernelManager.ip={folder / 'runtime' / 'kernel'}"]
+    env = {"JUPYTER_PATH": str(folder / "jupyter"), "JUPYTER_RUNTIME_DIR": str(runtime)}
+    return env, [f"--Execute.kernel_name={KERNEL}", "--KernelManager.transport=ipc",
+                 f"--KernelManager.ip={runtime / 'kernel'}"]
 
 
 def spec_for(readable: list[Path], writable: list[Path], audit: Path, cpu_seconds: int,
